@@ -1,0 +1,3 @@
+"""chorus-presence: a presence server that speaks XMPP, on asyncio and SQLite."""
+
+__version__ = "0.1.0"

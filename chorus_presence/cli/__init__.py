@@ -1,0 +1,1 @@
+"""The chorus-presence admin command line."""

@@ -1,0 +1,283 @@
+"""Server configuration: finding the TOML file, reading it and validating every key.
+
+Everything the rest of the server knows about its settings comes from the frozen `Config`
+built here. Any problem is reported as a `ConfigError` whose message is one line naming the
+file and the offending key, so the command line can print it as it is and exit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chorus_presence.xmpp.jid import JIDError, nameprep
+
+ENV_VAR = "CHORUS_CONFIG"
+DEFAULT_PATH = Path("config/chorus.toml")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MIN_SCRAM_ITERATIONS = 4096
+# scramp refuses more than this, so a larger value would only fail at the first login.
+MAX_SCRAM_ITERATIONS = 10_000_000
+
+
+class ConfigError(Exception):
+    """A configuration problem; the message is a single line fit to show to the operator."""
+
+
+@dataclass(frozen=True)
+class C2SConfig:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    database: Path
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    required: bool
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    open: bool
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    scram_iterations: int
+    max_failures: int
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_stanza_bytes: int
+    max_stanza_bytes_preauth: int
+    max_depth: int
+    max_attributes: int
+    header_timeout: float
+    auth_timeout: float
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str
+
+
+@dataclass(frozen=True)
+class Config:
+    domain: str
+    c2s: C2SConfig
+    storage: StorageConfig
+    tls: TLSConfig
+    registration: RegistrationConfig
+    auth: AuthConfig
+    limits: LimitsConfig
+    logging: LoggingConfig
+    # The file the settings came from, for error messages; None when built from defaults.
+    source: Path | None = None
+
+    @classmethod
+    def defaults(cls, base_dir: Path) -> Config:
+        """Every setting at its default, with relative paths resolved against `base_dir`."""
+        return _build({}, base_dir.resolve(), None)
+
+
+def resolve_config_path(cli_value: str | None) -> Path:
+    """The `--config` value, else `$CHORUS_CONFIG`, else `config/chorus.toml` here."""
+    chosen = cli_value or os.environ.get(ENV_VAR)
+    return Path(chosen).expanduser() if chosen else DEFAULT_PATH
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the TOML file at `path`."""
+    path = path.absolute()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config {path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"config {path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path}: not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path}: invalid TOML: {exc}") from None
+    return _build(data, path.resolve().parent, path)
+
+
+def check_files(config: Config) -> None:
+    """Fail early, naming the key, when the TLS certificate or key file is missing."""
+    for key, file in (("tls.cert", config.tls.cert), ("tls.key", config.tls.key)):
+        if not file.is_file():
+            raise ConfigError(f"{_prefix(config.source)}: '{key}' file not found: {file}")
+
+
+def _prefix(source: Path | None) -> str:
+    return f"config {source}" if source else "config"
+
+
+class _Table:
+    """Typed access to one TOML table; keys are consumed so leftovers can be reported."""
+
+    def __init__(self, data: dict[str, Any], name: str, reader: _Reader) -> None:
+        self._data = dict(data)
+        self._name = name
+        self._reader = reader
+
+    def _key(self, key: str) -> str:
+        return f"{self._name}.{key}" if self._name else key
+
+    def _fail(self, key: str, problem: str) -> ConfigError:
+        return self._reader.error(f"'{self._key(key)}' {problem}")
+
+    def table(self, key: str) -> _Table:
+        value = self._data.pop(key, {})
+        if not isinstance(value, dict):
+            raise self._fail(key, "must be a table")
+        return _Table(value, self._key(key), self._reader)
+
+    def string(self, key: str, default: str) -> str:
+        value = self._data.pop(key, default)
+        if not isinstance(value, str):
+            raise self._fail(key, "must be a string")
+        if not value:
+            raise self._fail(key, "must not be empty")
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._data.pop(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, "must be a boolean")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int, maximum: int | None = None) -> int:
+        value = self._data.pop(key, default)
+        # bool is a subclass of int, but `port = true` is a mistake, not 1.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self._fail(key, "must be an integer")
+        if maximum is not None and not minimum <= value <= maximum:
+            raise self._fail(key, f"must be between {minimum} and {maximum}")
+        if value < minimum:
+            raise self._fail(key, f"must be at least {minimum}")
+        return value
+
+    def seconds(self, key: str, default: float) -> float:
+        value = self._data.pop(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self._fail(key, "must be a number")
+        if not math.isfinite(value) or value <= 0:
+            raise self._fail(key, "must be a positive number of seconds")
+        return float(value)
+
+    def path(self, key: str, default: str) -> Path:
+        value = Path(self.string(key, default)).expanduser()
+        return (self._reader.base_dir / value).resolve()
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key, default).lower()
+        if value not in choices:
+            raise self._fail(key, f"must be one of {', '.join(choices)}")
+        return value
+
+    def finish(self) -> None:
+        """Reject whatever was not read: a misspelt key must not silently become a default."""
+        for key, value in self._data.items():
+            kind = "table" if isinstance(value, dict) else "key"
+            raise self._reader.error(f"unknown {kind} '{self._key(key)}'")
+
+
+class _Reader:
+    def __init__(self, base_dir: Path, source: Path | None) -> None:
+        self.base_dir = base_dir
+        self.source = source
+
+    def error(self, problem: str) -> ConfigError:
+        return ConfigError(f"{_prefix(self.source)}: {problem}")
+
+
+def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
+    reader = _Reader(base_dir, source)
+    root = _Table(data, "", reader)
+    domain = _domain(root, reader)
+
+    with _section(root, "c2s") as t:
+        c2s = C2SConfig(
+            host=t.string("host", "127.0.0.1"),
+            port=t.integer("port", 5222, minimum=0, maximum=65535),
+        )
+    with _section(root, "storage") as t:
+        storage = StorageConfig(database=t.path("database", "../data/chorus.db"))
+    with _section(root, "tls") as t:
+        tls = TLSConfig(
+            required=t.boolean("required", True),
+            cert=t.path("cert", "../data/tls/cert.pem"),
+            key=t.path("key", "../data/tls/key.pem"),
+        )
+    with _section(root, "registration") as t:
+        registration = RegistrationConfig(open=t.boolean("open", False))
+    with _section(root, "auth") as t:
+        auth = AuthConfig(
+            scram_iterations=t.integer(
+                "scram_iterations",
+                10000,
+                minimum=MIN_SCRAM_ITERATIONS,
+                maximum=MAX_SCRAM_ITERATIONS,
+            ),
+            max_failures=t.integer("max_failures", 3, minimum=1),
+        )
+    with _section(root, "limits") as t:
+        limits = LimitsConfig(
+            max_stanza_bytes=t.integer("max_stanza_bytes", 262144, minimum=1),
+            max_stanza_bytes_preauth=t.integer("max_stanza_bytes_preauth", 16384, minimum=1),
+            max_depth=t.integer("max_depth", 32, minimum=1),
+            max_attributes=t.integer("max_attributes", 64, minimum=1),
+            header_timeout=t.seconds("header_timeout", 10.0),
+            auth_timeout=t.seconds("auth_timeout", 60.0),
+        )
+    if limits.max_stanza_bytes_preauth > limits.max_stanza_bytes:
+        raise reader.error(
+            "'limits.max_stanza_bytes_preauth' must not exceed 'limits.max_stanza_bytes'"
+        )
+    with _section(root, "logging") as t:
+        logging = LoggingConfig(level=t.choice("level", "info", LOG_LEVELS))
+    root.finish()
+
+    return Config(
+        domain=domain,
+        c2s=c2s,
+        storage=storage,
+        tls=tls,
+        registration=registration,
+        auth=auth,
+        limits=limits,
+        logging=logging,
+        source=source,
+    )
+
+
+@contextmanager
+def _section(root: _Table, name: str) -> Iterator[_Table]:
+    table = root.table(name)
+    yield table
+    table.finish()
+
+
+def _domain(root: _Table, reader: _Reader) -> str:
+    domain = root.string("domain", "localhost")
+    # The same preparation as every JID's domainpart, so routing compares like with like.
+    try:
+        return nameprep(domain)
+    except JIDError:
+        raise reader.error(f"'domain' must be a valid domain name, not {domain!r}") from None

@@ -1,0 +1,147 @@
+"""Assembles the server from its parts, runs the c2s listener, and shuts it down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import sys
+from types import ModuleType
+
+from chorus_presence.config import Config, ConfigError, check_files
+from chorus_presence.server.c2s import ClientStream
+from chorus_presence.server.context import ServerContext
+from chorus_presence.server.router import Router
+from chorus_presence.server.sessions import SessionRegistry
+from chorus_presence.services import disco, legacy_session, ping, registration, version
+from chorus_presence.services.accounts import AccountService
+from chorus_presence.storage.accounts import AccountRepository
+from chorus_presence.storage.database import Database
+from chorus_presence.storage.server_state import ServerStateRepository
+from chorus_presence.xmpp.errors import StreamError
+
+log = logging.getLogger(__name__)
+
+# Each module registers its own handlers; adding a feature means adding it here.
+SERVICES: tuple[ModuleType, ...] = (disco, ping, version, legacy_session, registration)
+
+
+def make_ssl_context(config: Config) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls.cert, config.tls.key)
+    return context
+
+
+class Server:
+    """A running chorus-presence: database, services and the c2s listener."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ctx: ServerContext | None = None
+        self._listener: asyncio.Server | None = None
+        self._streams: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._listener is not None
+        return self._listener.sockets[0].getsockname()[1]
+
+    async def start(self) -> None:
+        config = self.config
+        check_files(config)
+        ssl_context = make_ssl_context(config)
+        database = await Database.open(config.storage.database)
+        try:
+            secret = await ServerStateRepository(database).secret("scram-fake-salt")
+            sessions = SessionRegistry()
+            self.ctx = ServerContext(
+                config=config,
+                database=database,
+                accounts=AccountService(
+                    AccountRepository(database), iterations=config.auth.scram_iterations
+                ),
+                sessions=sessions,
+                router=Router(config.domain, sessions),
+                ssl_context=ssl_context,
+                secret=secret,
+            )
+            for service in SERVICES:
+                service.setup(self.ctx)
+            self._listener = await asyncio.start_server(
+                self._accept, config.c2s.host, config.c2s.port, limit=2**20
+            )
+        except BaseException:
+            await database.close()
+            raise
+        log.info("listening for clients on %s:%d", config.c2s.host, self.port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self.ctx is not None
+        task = asyncio.current_task()
+        assert task is not None
+        self._streams.add(task)
+        try:
+            await ClientStream(self.ctx, reader, writer).run()
+        finally:
+            self._streams.discard(task)
+
+    async def stop(self) -> None:
+        """Stop accepting, end every stream with system-shutdown, close the database."""
+        if self._listener is not None:
+            self._listener.close()
+        if self.ctx is not None:
+            for session in self.ctx.sessions.all():
+                session.close(StreamError("system-shutdown", "The server is shutting down"))
+        if self._streams:
+            await asyncio.wait(list(self._streams), timeout=5)
+        for task in list(self._streams):
+            task.cancel()
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._listener.wait_closed(), 1)
+        if self.ctx is not None:
+            await self.ctx.database.close()
+            self.ctx = None
+
+
+def run_server(config: Config, *, log_level: str | None = None) -> int:
+    """Run in the foreground until SIGTERM or SIGINT; the exit code for the command line."""
+    logging.basicConfig(
+        level=(log_level or config.logging.level).upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        return runner(_serve(config))
+    except ConfigError as error:
+        print(f"chorus-presence: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"chorus-presence: cannot listen: {error}", file=sys.stderr)
+        return 1
+
+
+async def _serve(config: Config) -> int:
+    server = Server(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(
+        f"chorus-presence serving {config.domain} on {config.c2s.host}:{server.port}"
+        f" (TLS {'required' if config.tls.required else 'optional'})",
+        flush=True,
+    )
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop()
+    return 0

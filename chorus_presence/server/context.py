@@ -1,0 +1,46 @@
+"""The server's shared parts, assembled once at start-up and handed to every stream and service."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from chorus_presence.config import Config
+from chorus_presence.server.router import Router
+from chorus_presence.server.sessions import SessionRegistry
+from chorus_presence.services.accounts import AccountService
+from chorus_presence.storage.database import Database
+from chorus_presence.xmpp.stanza import Element
+
+if TYPE_CHECKING:
+    from chorus_presence.server.c2s import ClientStream
+
+FeatureStage = Literal["preauth", "postauth"]
+FeatureProvider = Callable[["ClientStream"], Element | None]
+SessionHook = Callable[["ClientStream"], Awaitable[None]]
+
+
+@dataclass
+class ServerContext:
+    config: Config
+    database: Database
+    accounts: AccountService
+    sessions: SessionRegistry
+    router: Router
+    ssl_context: ssl.SSLContext | None
+    secret: bytes
+    features: dict[FeatureStage, list[FeatureProvider]] = field(
+        default_factory=lambda: {"preauth": [], "postauth": []}
+    )
+    disco_features: set[str] = field(default_factory=set)
+    on_session_end: list[SessionHook] = field(default_factory=list)
+
+    @property
+    def domain(self) -> str:
+        return self.config.domain
+
+    def add_stream_feature(self, stage: FeatureStage, provider: FeatureProvider) -> None:
+        """A provider returns the feature element for a stream, or None to leave it out."""
+        self.features[stage].append(provider)

@@ -1,0 +1,154 @@
+"""SASL authentication (RFC 6120 section 6): SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN.
+
+One `SaslExchange` per `<auth/>`. SCRAM is done by `scramp`; this module fetches the account's
+stored keys first (the database is async, scramp's callback is not) and hands unknown users a
+deterministic fake salt so that they cannot be told apart from real ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from scramp import ScramException, ScramMechanism
+
+from chorus_presence.services.accounts import AccountService
+from chorus_presence.services.credentials import fake_credentials
+from chorus_presence.xmpp.jid import JIDError, nodeprep
+
+log = logging.getLogger(__name__)
+
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
+
+
+@dataclass(frozen=True, slots=True)
+class SaslStep:
+    """One server answer: a challenge, success (with the authenticated user) or a failure."""
+
+    kind: str
+    data: bytes = b""
+    condition: str = ""
+    username: str | None = None
+    attempted_user: str | None = None
+
+
+class SaslFailure(Exception):
+    def __init__(self, condition: str) -> None:
+        super().__init__(condition)
+        self.condition = condition
+
+
+def offered_mechanisms(*, plain_allowed: bool) -> list[str]:
+    return [*SCRAM_MECHANISMS, "PLAIN"] if plain_allowed else list(SCRAM_MECHANISMS)
+
+
+class SaslExchange:
+    """Drives one mechanism from the client's first message to success or failure."""
+
+    def __init__(
+        self,
+        mechanism: str,
+        *,
+        accounts: AccountService,
+        domain: str,
+        secret: bytes,
+        iterations: int,
+    ) -> None:
+        self.mechanism = mechanism
+        self._accounts = accounts
+        self._domain = domain
+        self._secret = secret
+        self._iterations = iterations
+        self._scram = None
+        self._username: str | None = None
+
+    async def start(self, initial: bytes | None) -> SaslStep:
+        if initial is None:
+            # Neither mechanism sends anything first from the server: ask for the client's message.
+            return SaslStep("challenge")
+        return await self.respond(initial)
+
+    async def respond(self, data: bytes) -> SaslStep:
+        try:
+            if self.mechanism == "PLAIN":
+                return await self._plain(data)
+            if self._scram is None:
+                return await self._scram_first(data)
+            return self._scram_final(data)
+        except SaslFailure as failure:
+            return SaslStep("failure", condition=failure.condition, attempted_user=self._username)
+
+    async def _plain(self, data: bytes) -> SaslStep:
+        parts = data.split(b"\0")
+        if len(parts) != 3:
+            raise SaslFailure("malformed-request")
+        authzid, authcid, password = (self._decode(part) for part in parts)
+        username = self._username = self._prepare_username(authcid)
+        if not password or not await self._accounts.check_plain(username, password):
+            raise SaslFailure("not-authorized")
+        self._check_authzid(authzid, username)
+        return SaslStep("success", username=username)
+
+    async def _scram_first(self, data: bytes) -> SaslStep:
+        message = self._decode(data)
+        authzid, raw_username = _parse_client_first(message)
+        username = self._username = self._prepare_username(raw_username)
+        self._check_authzid(authzid, username)
+        credentials = await self._accounts.scram_credentials(username, self.mechanism)
+        if credentials is None:
+            credentials = fake_credentials(self._secret, username, self.mechanism, self._iterations)
+        auth_info = (
+            credentials.salt,
+            credentials.stored_key,
+            credentials.server_key,
+            credentials.iterations,
+        )
+        server = ScramMechanism(self.mechanism).make_server(lambda _name: auth_info)
+        try:
+            server.set_client_first(message)
+            challenge = server.get_server_first()
+        except ScramException as exc:
+            raise SaslFailure("malformed-request") from exc
+        self._scram = server
+        return SaslStep("challenge", challenge.encode())
+
+    def _scram_final(self, data: bytes) -> SaslStep:
+        try:
+            self._scram.set_client_final(self._decode(data))
+            final = self._scram.get_server_final()
+        except ScramException as exc:
+            raise SaslFailure("not-authorized") from exc
+        return SaslStep("success", final.encode(), username=self._username)
+
+    def _prepare_username(self, raw: str) -> str:
+        try:
+            return nodeprep(raw)
+        except JIDError as exc:
+            raise SaslFailure("not-authorized") from exc
+
+    def _check_authzid(self, authzid: str, username: str) -> None:
+        if authzid and authzid != f"{username}@{self._domain}":
+            raise SaslFailure("invalid-authzid")
+
+    @staticmethod
+    def _decode(data: bytes) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SaslFailure("malformed-request") from exc
+
+
+def _parse_client_first(message: str) -> tuple[str, str]:
+    """(authzid, username) from a SCRAM client-first-message (RFC 5802 section 7)."""
+    parts = message.split(",", 3)
+    if len(parts) < 4 or parts[0] not in ("n", "y") or not parts[2].startswith("n="):
+        # 'p' would ask for channel binding, which is not offered.
+        raise SaslFailure("malformed-request")
+    authzid = parts[1]
+    if authzid and not authzid.startswith("a="):
+        raise SaslFailure("malformed-request")
+    return _unescape(authzid[2:]), _unescape(parts[2][2:])
+
+
+def _unescape(value: str) -> str:
+    return value.replace("=2C", ",").replace("=3D", "=")

@@ -1,0 +1,1 @@
+"""Feature services: each module registers its handlers with the router."""

@@ -1,0 +1,114 @@
+"""Account management and password checks, shared by the admin command line and the server.
+
+Usernames are normalised with nodeprep here, once, so storage only ever sees canonical
+localparts. Key derivation is CPU-bound, so it runs in a worker thread to keep the event
+loop responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from chorus_presence.services.credentials import (
+    MAX_PASSWORD_LENGTH,
+    MECHANISMS,
+    ScramCredentials,
+    derive_credentials,
+    fake_credentials,
+    verify_password,
+)
+from chorus_presence.storage.accounts import AccountExists, AccountRepository
+from chorus_presence.xmpp.jid import JIDError, nodeprep
+
+__all__ = ["AccountExists", "AccountService", "InvalidPassword", "InvalidUsername"]
+
+
+class InvalidUsername(ValueError):
+    """The username is not a valid JID localpart."""
+
+
+class InvalidPassword(ValueError):
+    """The password is empty, too long, or contains characters SASLprep forbids."""
+
+
+class AccountService:
+    def __init__(self, repo: AccountRepository, *, iterations: int) -> None:
+        self._repo = repo
+        self._iterations = iterations
+        # Keys the stand-in credentials used when checking a password for a missing account.
+        self._secret = secrets.token_bytes(32)
+
+    async def create(self, username: str, password: str) -> str:
+        """Register an account and return its normalised username."""
+        username = _normalise(username)
+        await self._repo.create(username, await self._derive(password))
+        return username
+
+    async def change_password(self, username: str, password: str) -> bool:
+        """False if there is no such account."""
+        return await self._repo.set_credentials(_normalise(username), await self._derive(password))
+
+    async def delete(self, username: str) -> bool:
+        """False if there was no such account."""
+        prepared = _try_normalise(username)
+        return prepared is not None and await self._repo.delete(prepared)
+
+    async def exists(self, username: str) -> bool:
+        prepared = _try_normalise(username)
+        return prepared is not None and await self._repo.get(prepared) is not None
+
+    async def list(self) -> list[str]:
+        return await self._repo.list_usernames()
+
+    async def set_disabled(self, username: str, disabled: bool) -> bool:
+        """False if there is no such account."""
+        return await self._repo.set_disabled(_normalise(username), disabled)
+
+    async def scram_credentials(self, username: str, mechanism: str) -> ScramCredentials | None:
+        """The stored credentials, or None when the account is missing or disabled."""
+        if mechanism not in MECHANISMS:
+            raise ValueError(f"unsupported mechanism {mechanism!r}")
+        prepared = _try_normalise(username)
+        account = await self._repo.get(prepared) if prepared is not None else None
+        if account is None or account.disabled:
+            return None
+        return account.credentials.get(mechanism)
+
+    async def check_plain(self, username: str, password: str) -> bool:
+        """Whether the password is right for an enabled account (SASL PLAIN).
+
+        A missing or disabled account costs the same key derivation as a real one, so the
+        response time does not tell an attacker which usernames exist.
+        """
+        # Rejected before any lookup, so these answers are the same for every username.
+        if not password or len(password) > MAX_PASSWORD_LENGTH:
+            return False
+        mechanism = MECHANISMS[0]
+        prepared = _try_normalise(username)
+        account = await self._repo.get(prepared) if prepared is not None else None
+        stored = account.credentials.get(mechanism) if account is not None else None
+        if stored is None:
+            stored = fake_credentials(self._secret, username, mechanism, self._iterations)
+        matches = await asyncio.to_thread(verify_password, password, stored, mechanism)
+        return matches and account is not None and not account.disabled
+
+    async def _derive(self, password: str) -> dict[str, ScramCredentials]:
+        try:
+            return await asyncio.to_thread(derive_credentials, password, self._iterations)
+        except ValueError as exc:
+            raise InvalidPassword(str(exc)) from None
+
+
+def _normalise(username: str) -> str:
+    try:
+        return nodeprep(username)
+    except JIDError as exc:
+        raise InvalidUsername(str(exc)) from None
+
+
+def _try_normalise(username: str) -> str | None:
+    try:
+        return nodeprep(username)
+    except JIDError:
+        return None

@@ -1,0 +1,1 @@
+"""SQLite storage: the database, its migrations and one repository per aggregate."""

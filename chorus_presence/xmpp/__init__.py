@@ -1,0 +1,1 @@
+"""XMPP protocol primitives: JIDs, namespaces, errors, stanza builders and the stream parser."""

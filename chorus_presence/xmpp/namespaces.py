@@ -1,0 +1,31 @@
+"""XML namespace names used on the wire, in one place."""
+
+STREAMS = "http://etherx.jabber.org/streams"
+CLIENT = "jabber:client"
+SERVER = "jabber:server"
+XML = "http://www.w3.org/XML/1998/namespace"
+STREAM_ERRORS = "urn:ietf:params:xml:ns:xmpp-streams"
+STANZA_ERRORS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+DISCO_INFO = "http://jabber.org/protocol/disco#info"
+DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
+PING = "urn:xmpp:ping"
+VERSION = "jabber:iq:version"
+REGISTER = "jabber:iq:register"
+REGISTER_FEATURE = "http://jabber.org/features/iq-register"
+DATA_FORMS = "jabber:x:data"
+ROSTER = "jabber:iq:roster"
+ROSTER_VER_FEATURE = "urn:xmpp:features:rosterver"
+PRE_APPROVAL_FEATURE = "urn:xmpp:features:pre-approval"
+DELAY = "urn:xmpp:delay"
+OFFLINE = "msgoffline"
+
+XML_LANG = f"{{{XML}}}lang"
+
+
+def qname(namespace: str, tag: str) -> str:
+    """Clark notation, as lxml spells a namespaced tag."""
+    return f"{{{namespace}}}{tag}"
