@@ -20,14 +20,21 @@ VALIDITY = datetime.timedelta(days=3650)
 BACKDATE = datetime.timedelta(hours=1)
 
 
+class CertificateError(Exception):
+    """Only one of the certificate and key exists, so neither can be used or replaced."""
+
+
 def ensure_certificate(cert: Path, key: Path, domain: str) -> bool:
     """Create a self-signed certificate and key for `domain` unless both files exist.
 
-    Returns True when new files were written. A lone cert or lone key is replaced, since one
-    without the other cannot serve TLS.
+    Returns True when new files were written. Raises CertificateError when only one exists:
+    it may be an operator's real certificate or key, which must not be overwritten.
     """
     if cert.exists() and key.exists():
         return False
+    for present, missing in ((cert, key), (key, cert)):
+        if present.exists():
+            raise CertificateError(f"{present} exists but {missing} does not")
     private_key = ec.generate_private_key(ec.SECP256R1())
     certificate = _build_certificate(private_key, domain)
     key_pem = private_key.private_bytes(
@@ -45,6 +52,12 @@ def certificate_fingerprint(cert: Path) -> str:
     """The SHA-256 fingerprint of a PEM certificate, as colon-separated upper-case hex."""
     certificate = x509.load_pem_x509_certificate(cert.read_bytes())
     return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def is_self_signed(cert: Path) -> bool:
+    """Whether the PEM certificate names itself as issuer, so no client trusts it by default."""
+    certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+    return certificate.issuer == certificate.subject
 
 
 def _build_certificate(private_key: ec.EllipticCurvePrivateKey, domain: str) -> x509.Certificate:

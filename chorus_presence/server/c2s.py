@@ -145,12 +145,12 @@ class ClientStream:
         self._header_received = True
         to = header.attributes.get("to")
         self._send_header(to=self.ctx.domain if to else None)
-        if header.default_namespace != ns.CLIENT:
-            raise StreamError("invalid-namespace", "The content namespace must be jabber:client")
         if header.prefix != "stream":
             raise StreamError(
                 "bad-namespace-prefix", "The stream element needs the prefix 'stream'"
             )
+        if header.default_namespace != ns.CLIENT:
+            raise StreamError("invalid-namespace", "The content namespace must be jabber:client")
         if not _version_supported(header.attributes.get("version")):
             raise StreamError("unsupported-version", "Only XMPP version 1.0 is supported")
         if not to:

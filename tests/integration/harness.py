@@ -89,6 +89,8 @@ class Harness:
     ) -> slixmpp.ClientXMPP:
         client = slixmpp.ClientXMPP(f"{username}@{DOMAIN}/{resource}", password)
         client.ssl_context = self.client_ssl_context()
+        # The server offers STARTTLS on its c2s port, not direct TLS.
+        client.enable_direct_tls = False
         if mechanism is not None:
             client.register_plugin("feature_mechanisms", pconfig={"use_mech": mechanism})
         for plugin in plugins:

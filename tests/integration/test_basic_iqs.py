@@ -11,11 +11,11 @@ from tests.integration.harness import DOMAIN, PASSWORD, Harness, raw_login, wait
 async def test_ping_version_and_disco(harness: Harness) -> None:
     await harness.add_user("alice")
     client = await harness.login("alice", plugins=("xep_0030", "xep_0092", "xep_0199"))
-    rtt = await client["xep_0199"].ping(DOMAIN, timeout=10)
+    rtt = await client.plugin["xep_0199"].ping(DOMAIN, timeout=10)
     assert rtt >= 0
-    version = await client["xep_0092"].get_version(DOMAIN, timeout=10)
+    version = await client.plugin["xep_0092"].get_version(DOMAIN, timeout=10)
     assert version["software_version"]["name"] == "chorus-presence"
-    info = await client["xep_0030"].get_info(DOMAIN, timeout=10)
+    info = await client.plugin["xep_0030"].get_info(DOMAIN, timeout=10)
     features = set(info["disco_info"]["features"])
     assert {
         "http://jabber.org/protocol/disco#info",
@@ -25,7 +25,7 @@ async def test_ping_version_and_disco(harness: Harness) -> None:
         "jabber:iq:register",
     } <= features
     assert ("server", "im", None, "chorus-presence") in info["disco_info"]["identities"]
-    items = await client["xep_0030"].get_items(DOMAIN, timeout=10)
+    items = await client.plugin["xep_0030"].get_items(DOMAIN, timeout=10)
     assert items["disco_items"]["items"] == set()
 
 
@@ -72,7 +72,7 @@ async def test_malformed_iqs_get_stanza_errors(harness: Harness, iq: str, condit
 @pytest.mark.server_config(registration={"open": True})
 async def test_in_band_registration_when_open(harness: Harness) -> None:
     client = harness.make_client("newbie", plugins=("xep_0077",))
-    client["feature_mechanisms"].unencrypted_plain = False
+    client.plugin["feature_mechanisms"].unencrypted_plain = False
     registered = []
 
     async def register(_form) -> None:
@@ -87,7 +87,7 @@ async def test_in_band_registration_when_open(harness: Harness) -> None:
     assert registered == [True]
     assert await harness.ctx.accounts.exists("newbie")
 
-    await client["xep_0077"].change_password("a new password", timeout=10)
+    await client.plugin["xep_0077"].change_password("a new password", timeout=10)
     again = await harness.login("newbie", "a new password", resource="second")
     assert again.boundjid.user == "newbie"
 
@@ -101,7 +101,7 @@ async def test_registration_conflict_and_cancel(harness: Harness) -> None:
     outcome = await wait_first(
         client,
         ("disconnected",),
-        lambda: client.loop.create_task(client["xep_0077"].cancel_registration(timeout=10)),
+        lambda: client.plugin["xep_0077"].cancel_registration(timeout=10),
     )
     assert outcome == "disconnected"
     assert ended == ["not-authorized"]

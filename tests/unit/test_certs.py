@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from chorus_presence.certs import certificate_fingerprint, ensure_certificate
+from chorus_presence.certs import (
+    CertificateError,
+    certificate_fingerprint,
+    ensure_certificate,
+    is_self_signed,
+)
 
 DOMAIN = "localhost"
 
@@ -75,6 +80,7 @@ def test_certificate_names_domain_and_subdomains(pair: tuple[Path, Path]) -> Non
     certificate = x509.load_pem_x509_certificate(pair[0].read_bytes())
     san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == [DOMAIN, f"*.{DOMAIN}"]
+    assert is_self_signed(pair[0])
     common_name = certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     assert common_name[0].value == DOMAIN
     lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
@@ -88,13 +94,15 @@ def test_existing_pair_is_kept(pair: tuple[Path, Path]) -> None:
     assert (cert.read_bytes(), key.read_bytes()) == before
 
 
-def test_lone_certificate_is_replaced(pair: tuple[Path, Path]) -> None:
-    cert, key = pair
-    old = cert.read_bytes()
-    key.unlink()
-    assert ensure_certificate(cert, key, DOMAIN) is True
-    assert key.is_file()
-    assert cert.read_bytes() != old
+@pytest.mark.parametrize("lost", [0, 1], ids=["cert", "key"])
+def test_half_a_pair_is_left_alone(pair: tuple[Path, Path], lost: int) -> None:
+    missing, kept = pair[lost], pair[1 - lost]
+    missing.unlink()
+    before = kept.read_bytes()
+    with pytest.raises(CertificateError, match="does not"):
+        ensure_certificate(*pair, DOMAIN)
+    assert kept.read_bytes() == before
+    assert not missing.exists()
 
 
 def test_handshake_verifies_hostname(pair: tuple[Path, Path]) -> None:

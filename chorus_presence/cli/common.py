@@ -1,0 +1,39 @@
+"""What every admin command shares: its error type, exit codes and output consoles."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+# Exit codes: FAILURE when the request itself cannot be done (no such user, bad password),
+# USAGE when the command line or the configuration is wrong.
+FAILURE = 1
+USAGE = 2
+
+# No emoji codes: a fingerprint such as "...:AB:..." would otherwise print a symbol.
+console = Console(highlight=False, emoji=False)
+
+
+class CliError(Exception):
+    """A problem to report on one line of stderr, ending the command with `exit_code`."""
+
+    def __init__(self, message: str, exit_code: int = FAILURE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def command_hint(config_option: str | None) -> str:
+    """How to run this command line again, as the operator would type it from here."""
+    # Inside a virtual environment that is not activated, a bare `chorus-presence` is not on
+    # PATH, so point at the script next to this interpreter.
+    script = Path(sys.executable).parent / "chorus-presence"
+    if script.exists():
+        try:
+            program = str(script.relative_to(Path.cwd()))
+        except ValueError:
+            program = str(script)
+    else:
+        program = "chorus-presence"
+    return f"{program} --config {config_option}" if config_option else program
