@@ -21,6 +21,7 @@ from chorus_presence.xmpp.jid import JIDError, nameprep
 ENV_VAR = "CHORUS_CONFIG"
 DEFAULT_PATH = Path("config/chorus.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+OFFLINE_POLICIES = ("bounce", "store")
 MIN_SCRAM_ITERATIONS = 4096
 # scramp refuses more than this, so a larger value would only fail at the first login.
 MAX_SCRAM_ITERATIONS = 10_000_000
@@ -70,6 +71,13 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class MessagesConfig:
+    # "bounce": service-unavailable to the sender; "store": kept until the next login (XEP-0160).
+    offline: str
+    max_offline: int
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str
 
@@ -83,6 +91,7 @@ class Config:
     registration: RegistrationConfig
     auth: AuthConfig
     limits: LimitsConfig
+    messages: MessagesConfig
     logging: LoggingConfig
     # The file the settings came from, for error messages; None when built from defaults.
     source: Path | None = None
@@ -250,6 +259,11 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         raise reader.error(
             "'limits.max_stanza_bytes_preauth' must not exceed 'limits.max_stanza_bytes'"
         )
+    with _section(root, "messages") as t:
+        messages = MessagesConfig(
+            offline=t.choice("offline", "bounce", OFFLINE_POLICIES),
+            max_offline=t.integer("max_offline", 1000, minimum=1),
+        )
     with _section(root, "logging") as t:
         logging = LoggingConfig(level=t.choice("level", "info", LOG_LEVELS))
     root.finish()
@@ -262,6 +276,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         registration=registration,
         auth=auth,
         limits=limits,
+        messages=messages,
         logging=logging,
         source=source,
     )

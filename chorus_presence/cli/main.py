@@ -60,15 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else USAGE
     try:
         config = load_config(resolve_config_path(args.config))
-        return int(args.handler(args, config))
+        return args.handler(args, config)
     except ConfigError as error:
         return _fail(str(error), USAGE)
     except CliError as error:
         return _fail(str(error), error.exit_code)
-    except SchemaError as error:
+    except (SchemaError, OSError, sqlite3.Error) as error:
         return _fail(str(error), FAILURE)
-    except (OSError, sqlite3.Error) as error:
-        return _fail(f"{error}", FAILURE)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130

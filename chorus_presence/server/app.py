@@ -15,7 +15,17 @@ from chorus_presence.server.c2s import ClientStream
 from chorus_presence.server.context import ServerContext
 from chorus_presence.server.router import Router
 from chorus_presence.server.sessions import SessionRegistry
-from chorus_presence.services import disco, legacy_session, ping, registration, version
+from chorus_presence.services import (
+    disco,
+    legacy_session,
+    messages,
+    ping,
+    presence,
+    registration,
+    rosters,
+    subscriptions,
+    version,
+)
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.storage.database import Database
@@ -25,7 +35,17 @@ from chorus_presence.xmpp.errors import StreamError
 log = logging.getLogger(__name__)
 
 # Each module registers its own handlers; adding a feature means adding it here.
-SERVICES: tuple[ModuleType, ...] = (disco, ping, version, legacy_session, registration)
+SERVICES: tuple[ModuleType, ...] = (
+    disco,
+    ping,
+    version,
+    legacy_session,
+    registration,
+    rosters,
+    presence,
+    subscriptions,
+    messages,
+)
 
 
 def make_ssl_context(config: Config) -> ssl.SSLContext:
@@ -113,6 +133,8 @@ def run_server(config: Config, *, log_level: str | None = None) -> int:
         level=(log_level or config.logging.level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # aiosqlite logs every statement at debug level, which drowns the server's own lines.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     try:
         import uvloop
     except ImportError:

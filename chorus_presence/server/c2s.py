@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import secrets
 import ssl
@@ -357,17 +358,16 @@ class ClientStream:
     async def _teardown(self, reason: str) -> None:
         if self.jid is not None:
             self.ctx.sessions.unbind(self)
-            for hook in self.ctx.on_session_end:
+            # Later services build on earlier ones, so they let go of a session first.
+            for hook in reversed(self.ctx.on_session_end):
                 try:
                     await hook(self)
                 except Exception:
                     log.exception("session end hook failed for %s", self.jid)
         self._closed = True
         self._writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
             await self._writer.wait_closed()
-        except (ConnectionError, ssl.SSLError, OSError):
-            pass
         log.info("stream %s ended: %s", self.stream_id, reason)
 
 

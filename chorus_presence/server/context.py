@@ -16,6 +16,9 @@ from chorus_presence.xmpp.stanza import Element
 
 if TYPE_CHECKING:
     from chorus_presence.server.c2s import ClientStream
+    from chorus_presence.services.presence import PresenceService
+    from chorus_presence.services.rosters import RosterService
+    from chorus_presence.services.subscriptions import SubscriptionService
 
 FeatureStage = Literal["preauth", "postauth"]
 FeatureProvider = Callable[["ClientStream"], Element | None]
@@ -36,6 +39,10 @@ class ServerContext:
     )
     disco_features: set[str] = field(default_factory=set)
     on_session_end: list[SessionHook] = field(default_factory=list)
+    # Services that other services call; each is set by its own module's setup().
+    rosters: RosterService = field(init=False)
+    presence: PresenceService = field(init=False)
+    subscriptions: SubscriptionService = field(init=False)
 
     @property
     def domain(self) -> str:

@@ -64,7 +64,7 @@ class Router:
         self.sessions = sessions
         self._iq: dict[tuple[IqScope, str, str], IqHandler] = {}
         self._message: StanzaHandler | None = None
-        self._presence: StanzaHandler | None = None
+        self._presence: dict[str | None, StanzaHandler] = {}
         self._iq_response: list[IqResponseHandler] = []
 
     def on_iq(self, scope: IqScope, iq_type: IqType, payload: str, handler: IqHandler) -> None:
@@ -77,8 +77,12 @@ class Router:
     def on_message(self, handler: StanzaHandler) -> None:
         self._message = handler
 
-    def on_presence(self, handler: StanzaHandler) -> None:
-        self._presence = handler
+    def on_presence(self, types: tuple[str | None, ...], handler: StanzaHandler) -> None:
+        """Presence by its `type` attribute; None is available presence (no type)."""
+        for presence_type in types:
+            if presence_type in self._presence:
+                raise ValueError(f"presence type {presence_type!r} already has a handler")
+            self._presence[presence_type] = handler
 
     def on_iq_response(self, handler: IqResponseHandler) -> None:
         """Results and errors addressed to the server; a handler returns True when it was its."""
@@ -103,8 +107,11 @@ class Router:
                 if self._message is None:
                     raise StanzaError("service-unavailable")
                 await self._message(session, stanza, target)
-            elif self._presence is not None:
-                await self._presence(session, stanza, target)
+            else:
+                handler = self._presence.get(stanza.get("type"))
+                if handler is None:
+                    raise StanzaError("bad-request", "Unknown presence type")
+                await handler(session, stanza, target)
         except StanzaError as error:
             self.send_error(session, stanza, error)
 

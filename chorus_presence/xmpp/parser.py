@@ -29,6 +29,7 @@ _WHITESPACE_RUN = re.compile(rb"[ \t\r\n]*")
 _LT = ord("<")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _FOREIGN_BOMS = (b"\xfe\xff", b"\xff\xfe")
+_BOMS = (_UTF8_BOM, *_FOREIGN_BOMS)
 _XML_DECL_OPEN = b"<?xml"
 _CDATA_OPEN = b"<![CDATA["
 _CDATA_CLOSE = b"]]>"
@@ -38,6 +39,9 @@ _CDATA_CLOSE = b"]]>"
 _SUSPECT = re.compile(rb"<[!?]|&(?!#|lt;|gt;|amp;|quot;|apos;)")
 _PREDEFINED_REFS = (b"lt;", b"gt;", b"amp;", b"quot;", b"apos;")
 _LONGEST_REF = max(len(ref) for ref in _PREDEFINED_REFS)
+# libxml2 refuses nesting past about 256 elements, root included, and reports it differently
+# from one version to the next; stopping a little earlier keeps that a policy-violation.
+_DEEPEST = 250
 _ENCODING = re.compile(rb"[ \t\r\n]encoding[ \t\r\n]*=[ \t\r\n]*(['\"])(.*?)\1", re.DOTALL)
 
 
@@ -64,16 +68,16 @@ class StreamParser:
 
     `max_stanza_bytes` caps the bytes of the current top-level element (or of everything up
     to the end of the stream header); whitespace between top-level elements is not counted.
-    `max_depth` caps nesting below the stream root (a stanza is at depth 1) and
-    `max_attributes` the attributes on any one element. libxml2 adds its own limits on top,
-    notably a nesting depth of 256, which also surface as policy-violation.
+    `max_depth` caps nesting below the stream root (a stanza is at depth 1; values above 250
+    act as 250, because libxml2 stops near 256) and `max_attributes` the attributes on any
+    one element.
 
     After `feed` raises, the stream is dead and the parser must not be fed again.
     """
 
     def __init__(self, *, max_stanza_bytes: int, max_depth: int, max_attributes: int) -> None:
         self.max_stanza_bytes = max_stanza_bytes
-        self.max_depth = max_depth
+        self._max_depth = min(max_depth, _DEEPEST)
         self.max_attributes = max_attributes
         parser = etree.XMLPullParser(
             events=("start", "end"),
@@ -127,7 +131,10 @@ class StreamParser:
             try:
                 self._lxml_feed(data[pos:end])
             except etree.XMLSyntaxError as exc:
-                raise _syntax_error(exc) from exc
+                # The caps win: libxml2 may have gone past them before tripping over
+                # something else, such as its own nesting limit.
+                self._take_events([])
+                raise StreamError("not-well-formed", exc.msg) from exc
             pos = end
             self._take_events(events)
             if self._closed:
@@ -171,7 +178,7 @@ class StreamParser:
                     out.append(self._open(element))
                     continue
                 self._depth += 1
-                if self._depth > self.max_depth:
+                if self._depth > self._max_depth:
                     raise StreamError("policy-violation", "elements nested too deeply")
                 self._check_names(element)
                 if self._depth == 1:
@@ -273,7 +280,7 @@ class StreamParser:
         Only UTF-8 is accepted, so anything libxml2 would take for another encoding is refused
         here, and an XML declaration is read far enough to check its encoding.
         """
-        if len(data) < len(_UTF8_BOM) and _UTF8_BOM.startswith(data):
+        if len(data) < len(_UTF8_BOM) and any(bom.startswith(data) for bom in _BOMS):
             return None
         start = len(_UTF8_BOM) if data.startswith(_UTF8_BOM) else 0
         head = data[start : start + len(_XML_DECL_OPEN) + 1]
@@ -297,7 +304,7 @@ class StreamParser:
                 raise StreamError("policy-violation", "XML declaration too large")
             return None
         encoding = _ENCODING.search(data, start, decl_end)
-        if encoding is not None and encoding.group(2).lower() != b"utf-8":
+        if encoding is not None and encoding.group(2).lower() not in (b"utf-8", b"utf8"):
             raise StreamError("unsupported-encoding", "only UTF-8 is supported")
         return decl_end + 2
 
@@ -307,8 +314,3 @@ def _bad_stream_start(data: bytes) -> StreamError:
         return StreamError("unsupported-encoding", "only UTF-8 is supported")
     return StreamError("not-well-formed", "the stream must start with markup")
 
-
-def _syntax_error(exc: etree.XMLSyntaxError) -> StreamError:
-    if exc.code == etree.ErrorTypes.ERR_RESOURCE_LIMIT:
-        return StreamError("policy-violation", exc.msg)
-    return StreamError("not-well-formed", exc.msg)

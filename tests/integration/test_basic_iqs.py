@@ -47,7 +47,8 @@ async def test_unknown_iq_gets_service_unavailable(harness: Harness) -> None:
         ("<iq type='get' id='t2'/>", "bad-request"),
         ("<iq type='get' id='t3'><a xmlns='urn:x'/><b xmlns='urn:x'/></iq>", "bad-request"),
         (
-            "<iq type='get' id='t4' to='someone@elsewhere.example'><ping xmlns='urn:xmpp:ping'/></iq>",
+            "<iq type='get' id='t4' to='someone@elsewhere.example'>"
+            "<ping xmlns='urn:xmpp:ping'/></iq>",
             "remote-server-not-found",
         ),
         (

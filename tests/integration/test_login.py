@@ -8,6 +8,7 @@ import base64
 import pytest
 
 from chorus_presence.xmpp.jid import JID
+from chorus_presence.xmpp.namespaces import SASL
 from tests.integration.harness import DOMAIN, PASSWORD, Harness
 
 
@@ -50,9 +51,7 @@ async def test_unknown_user_gets_a_stable_fake_salt(harness: Harness) -> None:
         await raw.expect(b"</stream:features>")
         await _starttls(harness, raw)
         first = base64.b64encode(b"n,,n=ghost,r=abcdefgh").decode()
-        raw.send(
-            f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{first}</auth>"
-        )
+        raw.send(f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{first}</auth>")
         match = await raw.expect(rb"<challenge[^>]*>([^<]+)</challenge>")
         fields = dict(part.split("=", 1) for part in base64.b64decode(match[1]).decode().split(","))
         assert fields["i"] == "4096"
@@ -115,7 +114,7 @@ async def test_second_session_with_same_resource_replaces_the_first(harness: Har
     first = await harness.login("alice", resource="phone")
     ended = asyncio.get_running_loop().create_future()
     first.add_event_handler("stream_error", lambda error: ended.set_result(error["condition"]))
-    second = await harness.login("alice", resource="phone")
+    await harness.login("alice", resource="phone")
     assert await asyncio.wait_for(ended, 10) == "conflict"
     online = harness.ctx.sessions.of_account(JID.parse(f"alice@{DOMAIN}"))
     assert [str(session.jid) for session in online] == [f"alice@{DOMAIN}/phone"]

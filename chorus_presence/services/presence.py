@@ -1,0 +1,233 @@
+"""Presence (RFC 6121 section 4): initial presence, broadcast, probes, directed presence,
+unavailable, priority.
+
+Everything here works from memory: each available resource's last presence lives in this
+service, and the rosters of online users are cached by the roster service, so a presence update
+never touches the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from chorus_presence.server.context import ServerContext
+from chorus_presence.storage.rosters import Roster
+from chorus_presence.xmpp import namespaces as ns
+from chorus_presence.xmpp.errors import StanzaError
+from chorus_presence.xmpp.jid import JID
+from chorus_presence.xmpp.stanza import Element, element, serialize
+
+log = logging.getLogger(__name__)
+
+PRIORITY = ns.qname(ns.CLIENT, "priority")
+SENDS_TO = frozenset({"from", "both"})
+SEES = frozenset({"to", "both"})
+
+InitialPresenceHook = Callable[[object], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class ResourcePresence:
+    """An available resource: its last presence (from stamped, no 'to') and priority."""
+
+    stanza: Element
+    priority: int = 0
+    directed: set[JID] = field(default_factory=set)
+
+
+class PresenceService:
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+        self._available: dict[object, ResourcePresence] = {}
+        self.on_initial_presence: list[InitialPresenceHook] = []
+
+    # Queries used by other services
+
+    def is_available(self, session: object) -> bool:
+        return session in self._available
+
+    def available(self, bare: JID) -> list[tuple[object, ResourcePresence]]:
+        found = []
+        for session in self.ctx.sessions.of_account(bare):
+            state = self._available.get(session)
+            if state is not None:
+                found.append((session, state))
+        return found
+
+    # Stanza handlers
+
+    async def on_available(self, session, stanza: Element, target: JID | None) -> None:
+        priority = _priority(stanza)
+        if target is not None:
+            self._directed(session, stanza, target)
+            return
+        owner = session.jid.local
+        roster = await self.ctx.rosters.roster(owner)
+        stanza.attrib.pop("to", None)
+        state = self._available.get(session)
+        initial = state is None
+        if initial:
+            state = self._available[session] = ResourcePresence(stanza, priority)
+        else:
+            state.stanza, state.priority = stanza, priority
+        self._broadcast(session, roster, stanza)
+        if initial:
+            self._answer_probes(session, roster)
+            for hook in self.on_initial_presence:
+                await hook(session)
+
+    async def on_unavailable(self, session, stanza: Element, target: JID | None) -> None:
+        if target is not None:
+            self._directed(session, stanza, target)
+            return
+        stanza.attrib.pop("to", None)
+        self._go_unavailable(session, stanza)
+
+    async def on_probe(self, session, stanza: Element, target: JID | None) -> None:
+        """A probe sent by a client: answered only for contacts the user may see."""
+        if target is None:
+            raise StanzaError("bad-request", "A probe needs a 'to' address")
+        contact = target.bare
+        roster = await self.ctx.rosters.roster(session.jid.local)
+        item = roster.items.get(str(contact))
+        if contact != session.jid.bare and (item is None or item.subscription not in SEES):
+            return
+        resources = self.available(contact)
+        if not resources:
+            session.send(element("presence", {"from": str(contact), "type": "unavailable"}))
+        for _other, state in resources:
+            session.send_bytes(_addressed(state.stanza, str(session.jid)))
+
+    async def on_error(self, session, stanza: Element, target: JID | None) -> None:
+        """Presence errors from clients answer presence this server generated; nothing to do."""
+
+    async def session_ended(self, session) -> None:
+        if session in self._available:
+            unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
+            self._go_unavailable(session, unavailable)
+
+    # Changes of subscription, called by the subscription service after it committed them
+
+    def visibility_changed(self, watcher: JID, contact: JID, *, can_see: bool) -> None:
+        """`watcher` started or stopped seeing `contact`: tell the watcher's resources now."""
+        watchers = self.available(watcher)
+        if not watchers:
+            return
+        for contact_session, state in self.available(contact):
+            if can_see:
+                presence = state.stanza
+            else:
+                presence = element(
+                    "presence", {"type": "unavailable", "from": str(contact_session.jid)}
+                )
+            for watcher_session, _ in watchers:
+                watcher_session.send_bytes(_addressed(presence, str(watcher_session.jid)))
+
+    # Internals
+
+    def _broadcast(self, session, roster: Roster, stanza: Element) -> None:
+        """RFC 6121 sections 4.2.2 and 4.4.2: to every contact with a subscription from the
+        user, and to all of the user's own available resources (the sender included)."""
+        for contact, item in roster.items.items():
+            if item.subscription in SENDS_TO:
+                self._deliver_to_available(JID.parse(contact), stanza)
+        self._deliver_to_available(session.jid.bare, stanza)
+
+    def _deliver_to_available(self, bare: JID, stanza: Element) -> int:
+        recipients = self.available(bare)
+        if recipients:
+            data = _addressed(stanza, str(bare))
+            for recipient, _ in recipients:
+                recipient.send_bytes(data)
+        return len(recipients)
+
+    def _answer_probes(self, session, roster: Roster) -> None:
+        """The server probes on the user's behalf, answering from memory (RFC 6121 4.2.2)."""
+        to = str(session.jid)
+        for contact, item in roster.items.items():
+            if item.subscription in SEES:
+                for _other, state in self.available(JID.parse(contact)):
+                    session.send_bytes(_addressed(state.stanza, to))
+        for other, state in self.available(session.jid.bare):
+            if other is not session:
+                session.send_bytes(_addressed(state.stanza, to))
+
+    def _go_unavailable(self, session, stanza: Element) -> None:
+        state = self._available.pop(session, None)
+        if state is None:
+            return
+        owner = session.jid.local
+        roster = self.ctx.rosters.cached(owner)
+        told: set[JID] = set()
+        if roster is not None:
+            for contact, item in roster.items.items():
+                if item.subscription in SENDS_TO:
+                    bare = JID.parse(contact)
+                    told.add(bare)
+                    self._deliver_to_available(bare, stanza)
+        self._deliver_to_available(session.jid.bare, stanza)
+        for recipient in state.directed:
+            if recipient.bare not in told:
+                self._deliver_directed(recipient, stanza)
+
+    def _directed(self, session, stanza: Element, target: JID) -> None:
+        """RFC 6121 section 4.6: presence to one entity, remembered so that it also gets the
+        unavailable presence when the user goes offline."""
+        if target.domain != self.ctx.domain:
+            raise StanzaError("remote-server-not-found", "Only local addresses are served")
+        self._deliver_directed(target, stanza)
+        state = self._available.get(session)
+        if state is None:
+            return
+        if stanza.get("type") == "unavailable":
+            state.directed.discard(target)
+        else:
+            state.directed.add(target)
+
+    def _deliver_directed(self, target: JID, stanza: Element) -> None:
+        if target.resource is None:
+            self._deliver_to_available(target, stanza)
+            return
+        recipient = self.ctx.sessions.get(target)
+        # Presence for a full JID that is not online is silently ignored (RFC 6121 8.5.3.2.1).
+        if recipient is not None:
+            recipient.send_bytes(_addressed(stanza, str(target)))
+
+
+def _addressed(stanza: Element, to: str) -> bytes:
+    """The stanza serialised with `to`, leaving the stored original unaddressed."""
+    previous = stanza.get("to")
+    stanza.set("to", to)
+    try:
+        return serialize(stanza)
+    finally:
+        if previous is None:
+            del stanza.attrib["to"]
+        else:
+            stanza.set("to", previous)
+
+
+def _priority(stanza: Element) -> int:
+    text = stanza.findtext(PRIORITY)
+    if text is None:
+        return 0
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = None
+    if value is None or not -128 <= value <= 127:
+        raise StanzaError("bad-request", "Priority must be an integer from -128 to 127")
+    return value
+
+
+def setup(ctx: ServerContext) -> PresenceService:
+    service = PresenceService(ctx)
+    ctx.presence = service
+    ctx.router.on_presence((None,), service.on_available)
+    ctx.router.on_presence(("unavailable",), service.on_unavailable)
+    ctx.router.on_presence(("probe",), service.on_probe)
+    ctx.router.on_presence(("error",), service.on_error)
+    ctx.on_session_end.append(service.session_ended)
+    return service

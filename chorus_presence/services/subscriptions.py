@@ -1,0 +1,212 @@
+"""Presence subscriptions (RFC 6121 section 3): subscribe, subscribed, unsubscribe and
+unsubscribed, pre-approval, pending requests, and removing a contact (section 2.5).
+
+Both parties are local, so each stanza runs the sender's outbound processing and the contact's
+inbound processing (the rules are in `subscription_states`), and both rosters change in one
+database transaction before anything is delivered or pushed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from chorus_presence.server.context import ServerContext
+from chorus_presence.services.subscription_states import SubState, inbound, outbound
+from chorus_presence.storage.rosters import PendingRequest, Roster, RosterChanges, RosterItem
+from chorus_presence.xmpp import namespaces as ns
+from chorus_presence.xmpp.errors import StanzaError
+from chorus_presence.xmpp.jid import JID
+from chorus_presence.xmpp.stanza import Element, child, element
+
+STATUS = ns.qname(ns.CLIENT, "status")
+KINDS = ("subscribe", "subscribed", "unsubscribe", "unsubscribed")
+SEES = frozenset({"to", "both"})
+MAX_STATUS_CHARS = 1024
+
+
+@dataclass
+class _Exchange:
+    """What one subscription exchange changes, collected before anything is committed."""
+
+    changes: RosterChanges = field(default_factory=RosterChanges)
+    deliveries: list[tuple[JID, Element]] = field(default_factory=list)
+    visibility: list[tuple[JID, JID, bool]] = field(default_factory=list)
+
+    def record(
+        self,
+        owner: str,
+        roster: Roster,
+        contact: str,
+        before: SubState,
+        after: SubState,
+        status: str | None = None,
+    ) -> None:
+        item = roster.items.get(contact)
+        visible_change = after.in_roster and (
+            not before.in_roster
+            or (before.subscription, before.pending_out, before.approved)
+            != (after.subscription, after.pending_out, after.approved)
+        )
+        if visible_change:
+            updated = replace(
+                item or RosterItem(contact),
+                subscription=after.subscription,
+                pending_out=after.pending_out,
+                approved=after.approved,
+            )
+            upserts = self.changes.upserts
+            upserts[:] = [(o, i) for o, i in upserts if (o, i.contact) != (owner, contact)]
+            upserts.append((owner, updated))
+        if after.pending_in and not before.pending_in:
+            self.changes.pending_add.append((owner, PendingRequest(contact, status)))
+        elif before.pending_in and not after.pending_in:
+            self.changes.pending_remove.append((owner, contact))
+
+    def deliver(self, recipient: JID, kind: str, sender: JID, status: str | None = None) -> None:
+        self.deliveries.append((recipient, subscription_stanza(kind, sender, recipient, status)))
+
+    def seeing(self, watcher: JID, contact: JID, before: SubState, after: SubState) -> None:
+        was, now = before.subscription in SEES, after.subscription in SEES
+        if was != now:
+            self.visibility.append((watcher, contact, now))
+
+
+def state_of(roster: Roster, contact: str) -> SubState:
+    item = roster.items.get(contact)
+    pending_in = contact in roster.pending
+    if item is None:
+        return SubState(pending_in=pending_in)
+    return SubState(
+        subscription=item.subscription,
+        pending_out=item.pending_out,
+        pending_in=pending_in,
+        approved=item.approved,
+        in_roster=True,
+    )
+
+
+def subscription_stanza(kind: str, sender: JID, recipient: JID, status: str | None) -> Element:
+    stanza = element("presence", {"type": kind, "from": str(sender), "to": str(recipient)})
+    if status:
+        child(stanza, "status", text=status)
+    return stanza
+
+
+class SubscriptionService:
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+
+    async def on_subscription(self, session, stanza: Element, target: JID | None) -> None:
+        if target is None:
+            raise StanzaError("bad-request", "A subscription stanza needs a 'to' address")
+        user, contact = session.jid.bare, target.bare
+        if contact == user:
+            # Every user is implicitly subscribed to their own presence (RFC 6121 section 3).
+            return
+        status = stanza.findtext(STATUS)
+        if status is not None:
+            status = status[:MAX_STATUS_CHARS]
+        await self.exchange(user, contact, stanza.get("type"), status)
+
+    async def exchange(self, user: JID, contact: JID, kind: str, status: str | None = None) -> None:
+        rosters = self.ctx.rosters
+        work = _Exchange()
+        async with rosters.lock:
+            user_roster = await rosters.roster(user.local)
+            contact_key, user_key = str(contact), str(user)
+            user_before = state_of(user_roster, contact_key)
+            sent = outbound(user_before, kind)
+            work.record(user.local, user_roster, contact_key, user_before, sent.state)
+            user_after = sent.state
+            if sent.route and await self._is_local_account(contact):
+                contact_roster = await rosters.roster(contact.local)
+                contact_before = state_of(contact_roster, user_key)
+                received = inbound(contact_before, kind)
+                work.record(
+                    contact.local, contact_roster, user_key, contact_before, received.state, status
+                )
+                if received.deliver:
+                    work.deliver(contact, kind, user, status if kind == "subscribe" else None)
+                if received.auto_reply is not None:
+                    answer = inbound(user_after, received.auto_reply)
+                    work.record(user.local, user_roster, contact_key, user_after, answer.state)
+                    user_after = answer.state
+                    if answer.deliver:
+                        work.deliver(user, received.auto_reply, contact)
+                work.seeing(contact, user, contact_before, received.state)
+            elif sent.route and kind == "subscribe" and contact.domain == self.ctx.domain:
+                # RFC 6121 section 3.1.3: a request to a user who does not exist is refused.
+                answer = inbound(user_after, "unsubscribed")
+                work.record(user.local, user_roster, contact_key, user_after, answer.state)
+                user_after = answer.state
+                work.deliver(user, "unsubscribed", contact)
+            work.seeing(user, contact, user_before, user_after)
+            await rosters.commit(work.changes)
+        self._finish(work)
+
+    async def remove_contact(self, owner: str, contact_text: str) -> None:
+        """RFC 6121 section 2.5: delete the item and cancel subscriptions both ways."""
+        rosters = self.ctx.rosters
+        user = JID(owner, self.ctx.domain)
+        contact = JID.parse(contact_text)
+        work = _Exchange()
+        async with rosters.lock:
+            roster = await rosters.roster(owner)
+            before = state_of(roster, contact_text)
+            if not before.in_roster:
+                raise StanzaError("item-not-found", "That contact is not in your roster")
+            work.changes.deletes.append((owner, contact_text))
+            if before.pending_in:
+                work.changes.pending_remove.append((owner, contact_text))
+            work.seeing(user, contact, before, SubState())
+            if await self._is_local_account(contact):
+                contact_roster = await rosters.roster(contact.local)
+                contact_before = state_of(contact_roster, str(user))
+                contact_state = contact_before
+                cancels = []
+                if before.subscription in SEES or before.pending_out:
+                    cancels.append("unsubscribe")
+                if before.subscription in ("from", "both") or before.pending_in:
+                    cancels.append("unsubscribed")
+                for kind in cancels:
+                    received = inbound(contact_state, kind)
+                    if received.deliver:
+                        work.deliver(contact, kind, user)
+                    contact_state = received.state
+                work.record(contact.local, contact_roster, str(user), contact_before, contact_state)
+                work.seeing(contact, user, contact_before, contact_state)
+            await rosters.commit(work.changes)
+        self._finish(work)
+
+    async def deliver_pending(self, session) -> None:
+        """RFC 6121 section 3.1.3: unanswered requests are delivered again at each login."""
+        roster = await self.ctx.rosters.roster(session.jid.local)
+        for request in list(roster.pending.values()):
+            stanza = subscription_stanza(
+                "subscribe", JID.parse(request.contact), session.jid.bare, request.status
+            )
+            session.send(stanza)
+
+    def _finish(self, work: _Exchange) -> None:
+        presence = self.ctx.presence
+        for recipient, stanza in work.deliveries:
+            for session, _state in presence.available(recipient):
+                session.send(stanza)
+        for watcher, contact, can_see in work.visibility:
+            presence.visibility_changed(watcher, contact, can_see=can_see)
+
+    async def _is_local_account(self, jid: JID) -> bool:
+        if jid.domain != self.ctx.domain or jid.local is None:
+            return False
+        return self.ctx.sessions.is_online(jid) or await self.ctx.accounts.exists(jid.local)
+
+
+def setup(ctx: ServerContext) -> SubscriptionService:
+    service = SubscriptionService(ctx)
+    ctx.subscriptions = service
+    ctx.router.on_presence(KINDS, service.on_subscription)
+    ctx.presence.on_initial_presence.append(service.deliver_pending)
+    ctx.add_stream_feature(
+        "postauth", lambda _stream: element("sub", namespace=ns.PRE_APPROVAL_FEATURE)
+    )
+    return service
