@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import slixmpp
+from slixmpp.xmlstream import ET
 
 from chorus_presence.config import load_config
 from chorus_presence.server.app import Server
@@ -124,6 +125,14 @@ class Harness:
         client = RawClient(reader, writer)
         self.raw_connections.append(client)
         return client
+
+    async def restart(self) -> None:
+        """Stop the server (and every client) and start a new one on the same database."""
+        await self.close()
+        self.clients.clear()
+        self.raw_connections.clear()
+        self.server = Server(self.server.config)
+        await self.server.start()
 
     async def close(self) -> None:
         for client in self.clients:
@@ -243,3 +252,68 @@ async def raw_login(harness: Harness, username: str, password: str = PASSWORD) -
     await raw.expect(b"</jid>")
     raw.received = b""
     return raw
+
+
+class Inbox:
+    """Collects the stanzas a slixmpp client receives, for tests to await them by content."""
+
+    def __init__(self, client: slixmpp.ClientXMPP, *events: str) -> None:
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.unclaimed: list[Any] = []
+        for name in events or ("presence", "message", "message_error"):
+            client.add_event_handler(name, self.queue.put_nowait)
+
+    async def get(self, predicate: Callable[[Any], bool] = lambda _s: True) -> Any:
+        """The first stanza, received or still to come, matching `predicate`; others stay."""
+        for index, stanza in enumerate(self.unclaimed):
+            if predicate(stanza):
+                return self.unclaimed.pop(index)
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                stanza = await self.queue.get()
+                if predicate(stanza):
+                    return stanza
+                self.unclaimed.append(stanza)
+
+    def drain(self) -> list[Any]:
+        """Everything received and not yet claimed."""
+        items, self.unclaimed = self.unclaimed, []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
+
+
+async def sync(*clients: slixmpp.ClientXMPP) -> None:
+    """A ping round trip on each client's stream, in order.
+
+    The server handles a stream's stanzas in order and writes to each socket in order, so after
+    `sync(sender, receiver)` everything the sender caused has reached the receiver's inbox.
+    """
+    for client in clients:
+        iq = client.make_iq_get(queryxmlns="urn:xmpp:ping", ito=DOMAIN)
+        iq.clear()
+        iq.append(ET.Element("{urn:xmpp:ping}ping"))
+        await iq.send(timeout=TIMEOUT)
+
+
+async def roster_of(client: slixmpp.ClientXMPP) -> dict[str, dict[str, Any]]:
+    """The client's roster as the server holds it: jid -> subscription, ask, approved, ..."""
+    iq = client.make_iq_get(queryxmlns="jabber:iq:roster")
+    result = await iq.send(timeout=TIMEOUT)
+    items = {}
+    for item in result.xml.iter("{jabber:iq:roster}item"):
+        items[item.get("jid")] = {
+            "subscription": item.get("subscription", "none"),
+            "ask": item.get("ask"),
+            "approved": item.get("approved"),
+            "name": item.get("name"),
+            "groups": sorted(g.text for g in item.iter("{jabber:iq:roster}group")),
+        }
+    return items
+
+
+def presence_of(client: slixmpp.ClientXMPP, ptype: str, sender: str) -> Callable[[Any], bool]:
+    """A predicate: presence of `ptype` ('available', 'subscribe', ...) from `sender`."""
+    return lambda s: s["type"] == ptype and (
+        str(s["from"]) == sender or s["from"].bare == sender
+    )
