@@ -203,7 +203,9 @@ class StreamParser:
 
     def _open(self, root: etree._Element) -> StreamOpen:
         if root.tag != STREAM_TAG:
-            raise StreamError("invalid-namespace", "the root must be <stream> in the streams namespace")
+            raise StreamError(
+                "invalid-namespace", "the root must be <stream> in the streams namespace"
+            )
         self._check_names(root)
         self._root = root
         self._between = True
@@ -257,7 +259,9 @@ class StreamParser:
             if data[start] == ord("&"):
                 # A slice shorter than the longest reference means the data ends inside it.
                 rest = data[start + 1 : start + 1 + _LONGEST_REF]
-                if len(rest) < _LONGEST_REF and any(ref.startswith(rest) for ref in _PREDEFINED_REFS):
+                if len(rest) < _LONGEST_REF and any(
+                    ref.startswith(rest) for ref in _PREDEFINED_REFS
+                ):
                     return start, None
                 first = rest[:1]
                 if first.isalpha() or first in (b"_", b":") or first >= b"\x80":
@@ -313,4 +317,3 @@ def _bad_stream_start(data: bytes) -> StreamError:
     if data.startswith(_FOREIGN_BOMS) or data[:1] == b"\x00":
         return StreamError("unsupported-encoding", "only UTF-8 is supported")
     return StreamError("not-well-formed", "the stream must start with markup")
-

@@ -314,6 +314,4 @@ async def roster_of(client: slixmpp.ClientXMPP) -> dict[str, dict[str, Any]]:
 
 def presence_of(client: slixmpp.ClientXMPP, ptype: str, sender: str) -> Callable[[Any], bool]:
     """A predicate: presence of `ptype` ('available', 'subscribe', ...) from `sender`."""
-    return lambda s: s["type"] == ptype and (
-        str(s["from"]) == sender or s["from"].bare == sender
-    )
+    return lambda s: s["type"] == ptype and (str(s["from"]) == sender or s["from"].bare == sender)

@@ -63,7 +63,11 @@ async def test_request_approval_and_presence_flow(users: Harness) -> None:
     # Approval makes bob's presence visible to alice at once.
     await alice_in.get(presence_of(alice, "available", f"{BOB}/test"))
     assert (await roster_of(alice))[BOB] == {
-        "subscription": "to", "ask": None, "approved": None, "name": None, "groups": [],
+        "subscription": "to",
+        "ask": None,
+        "approved": None,
+        "name": None,
+        "groups": [],
     }
     assert (await roster_of(bob))[ALICE]["subscription"] == "from"
 
@@ -95,7 +99,11 @@ async def test_pre_approval(users: Harness) -> None:
     bob.send_presence(pto=ALICE, ptype="subscribed")
     await sync(bob)
     assert (await roster_of(bob))[ALICE] == {
-        "subscription": "none", "ask": None, "approved": "true", "name": None, "groups": [],
+        "subscription": "none",
+        "ask": None,
+        "approved": "true",
+        "name": None,
+        "groups": [],
     }
     alice.send_presence(pto=BOB, ptype="subscribe")
     await alice_in.get(presence_of(alice, "subscribed", BOB))
