@@ -59,6 +59,7 @@ class ClientStream:
         self._header_sent = False
         self._restart = False
         self._closed = False
+        self._end_reason = "connection closed by client"
         self._sasl: SaslExchange | None = None
         self._auth_failures = 0
 
@@ -78,9 +79,10 @@ class ClientStream:
         self._end_stream(error)
         self._writer.close()
 
-    def _end_stream(self, error: StreamError | None) -> None:
+    def _end_stream(self, error: StreamError | None, reason: str | None = None) -> None:
         if self._closed:
             return
+        self._end_reason = reason or (f"stream error {error.condition}" if error else "closed")
         if not self._header_sent:
             self._send_header(to=None)
         self._writer.write(stream_error(error) if error else b"</stream:stream>")
@@ -90,22 +92,17 @@ class ClientStream:
 
     async def run(self) -> None:
         log.info("stream %s opened from %s", self.stream_id, self.peer)
-        reason = "closed by client"
         try:
             await self._read_loop()
-            if self._closed:
-                reason = "closed"
         except StreamError as error:
-            reason = f"stream error {error.condition}"
             self._end_stream(error)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
-            reason = f"connection lost ({exc.__class__.__name__})"
+            self._end_reason = f"connection lost ({exc.__class__.__name__})"
         except Exception:
             log.exception("stream %s failed", self.stream_id)
-            reason = "internal error"
             self._end_stream(StreamError("internal-server-error"))
         finally:
-            await self._teardown(reason)
+            await self._teardown(self._end_reason)
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -136,7 +133,7 @@ class ClientStream:
         if isinstance(event, StreamOpen):
             self._on_header(event)
         elif isinstance(event, StreamClose):
-            self._end_stream(None)
+            self._end_stream(None, "stream closed by client")
         else:
             await self._on_element(event)
 

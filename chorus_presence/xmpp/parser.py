@@ -78,7 +78,7 @@ class StreamParser:
     def __init__(self, *, max_stanza_bytes: int, max_depth: int, max_attributes: int) -> None:
         self.max_stanza_bytes = max_stanza_bytes
         self._max_depth = min(max_depth, _DEEPEST)
-        self.max_attributes = max_attributes
+        self._max_attributes = max_attributes
         parser = etree.XMLPullParser(
             events=("start", "end"),
             resolve_entities=False,
@@ -120,6 +120,7 @@ class StreamParser:
                 pos = _WHITESPACE_RUN.match(data, pos, limit).end()
                 if pos == limit:
                     break
+                # The scan lets "<!" through only for CDATA, which is text all the same.
                 if data[pos] != _LT or data.startswith(b"<!", pos):
                     raise StreamError("not-well-formed", "text outside any element")
                 self._between = False
@@ -223,7 +224,7 @@ class StreamParser:
             raise StreamError("not-well-formed", "undeclared namespace prefix")
         attributes = element.attrib
         if attributes:
-            if len(attributes) > self.max_attributes:
+            if len(attributes) > self._max_attributes:
                 raise StreamError("policy-violation", "too many attributes")
             for name in attributes:
                 if name[0] != "{" and ":" in name:

@@ -228,7 +228,7 @@ async def test_roster_remove_cancels_both_ways(users: Harness) -> None:
 
 async def test_messages_to_bare_jid_follow_priority(users: Harness) -> None:
     low, low_in = await online(users, "alice", "low", priority=1)
-    high, high_in = await online(users, "alice", "high", priority=5)
+    _high, high_in = await online(users, "alice", "high", priority=5)
     hidden, hidden_in = await online(users, "alice", "hidden", priority=-1)
     bob, _ = await online(users, "bob")
     is_message = lambda s: s.name == "message"  # noqa: E731
