@@ -66,6 +66,8 @@ class Router:
         self._message: StanzaHandler | None = None
         self._presence: dict[str | None, StanzaHandler] = {}
         self._iq_response: list[IqResponseHandler] = []
+        # Whether the account `owner` blocks `other` (XEP-0191); set by the blocking service.
+        self.blocked: Callable[[JID, JID], bool] = _never_blocked
 
     def on_iq(self, scope: IqScope, iq_type: IqType, payload: str, handler: IqHandler) -> None:
         """`payload` is the Clark name of the IQ's child element, e.g. '{urn:xmpp:ping}ping'."""
@@ -162,9 +164,14 @@ class Router:
 
     async def _forward_iq(self, stanza: Element, target: JID) -> None:
         recipient = self.sessions.get(target)
-        if recipient is None:
+        sender = JID.parse(stanza.get("from"))
+        if recipient is None or self.blocked_either(sender.bare, target.bare):
             raise StanzaError("service-unavailable")
         recipient.send(stanza)
+
+    def blocked_either(self, first: JID, second: JID) -> bool:
+        """Whether either bare JID blocks the other."""
+        return self.blocked(first, second) or self.blocked(second, first)
 
     async def _route_iq_response(
         self, session: StanzaSink, stanza: Element, target: JID | None
@@ -184,6 +191,10 @@ class Router:
             return
         reply_from = stanza.get("to") or (str(session.jid.bare) if session.jid else self.domain)
         session.send_bytes(serialize(error_reply(stanza, error, from_=reply_from)))
+
+
+def _never_blocked(_owner: JID, _other: JID) -> bool:
+    return False
 
 
 def _validated_iq_type(stanza: Element) -> str:

@@ -42,6 +42,7 @@ class MessageService:
             if message_type in ("error", "headline"):
                 return
             raise StanzaError("service-unavailable", "The server does not take messages")
+        self._check_blocks(session.jid.bare, target.bare)
         if target.resource is not None:
             recipient = self.ctx.sessions.get(target)
             if recipient is not None:
@@ -54,6 +55,17 @@ class MessageService:
                     raise StanzaError("service-unavailable")
                 return
         await self._to_account(stanza, target.bare, message_type)
+
+    def _check_blocks(self, sender: JID, recipient: JID) -> None:
+        """XEP-0191 section 3.5: nothing passes a block, whichever side set it."""
+        if self.ctx.router.blocked(sender, recipient):
+            raise StanzaError(
+                "not-acceptable",
+                "You have blocked this contact",
+                app_condition=(ns.BLOCKING_ERRORS, "blocked"),
+            )
+        if self.ctx.router.blocked(recipient, sender):
+            raise StanzaError("service-unavailable")
 
     async def _to_account(self, stanza: Element, bare: JID, message_type: str) -> None:
         """RFC 6121 section 8.5.2: to the account's available resources by priority."""

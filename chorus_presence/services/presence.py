@@ -1,18 +1,22 @@
 """Presence (RFC 6121 section 4): initial presence, broadcast, probes, directed presence,
-unavailable, priority.
+unavailable, priority, and each user's effective state.
 
 Everything here works from memory: each available resource's last presence lives in this
 service, and the rosters of online users are cached by the roster service, so a presence update
-never touches the database.
+never touches the database. Blocks (XEP-0191) are asked of `ctx.router.blocked`; what a user
+with no online resource looks like (plain unavailable, or the automation's "Not logged in") is
+asked of `offline_presence`.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from chorus_presence.server.context import ServerContext
+from chorus_presence.services import rich_states
 from chorus_presence.storage.rosters import Roster
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
@@ -26,22 +30,33 @@ SENDS_TO = frozenset({"from", "both"})
 SEES = frozenset({"to", "both"})
 
 InitialPresenceHook = Callable[[object], Awaitable[None]]
+OfflinePresence = Callable[[JID], Element | None]
 
 
 @dataclass(slots=True)
 class ResourcePresence:
-    """An available resource: its last presence (from stamped, no 'to') and priority."""
+    """An available resource: its last presence (from stamped, no 'to'), priority and state."""
 
     stanza: Element
-    priority: int = 0
+    priority: int
+    state: str
+    # Orders presence changes across resources: the highest is the user's latest choice.
+    sequence: int
     directed: set[JID] = field(default_factory=set)
+
+
+def _no_offline_presence(_user: JID) -> Element | None:
+    return None
 
 
 class PresenceService:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self._available: dict[object, ResourcePresence] = {}
+        self._sequence = itertools.count(1)
         self.on_initial_presence: list[InitialPresenceHook] = []
+        # What contacts see of a user with no available resource, instead of unavailable.
+        self.offline_presence: OfflinePresence = _no_offline_presence
 
     # Queries used by other services
 
@@ -56,6 +71,16 @@ class PresenceService:
                 found.append((session, state))
         return found
 
+    def effective_state(self, bare: JID) -> str:
+        """The state of the user's most recently changed available resource, or 'offline'."""
+        resources = self.available(bare)
+        if not resources:
+            return rich_states.OFFLINE
+        return max(resources, key=lambda pair: pair[1].sequence)[1].state
+
+    def blocked_either(self, first: JID, second: JID) -> bool:
+        return self.ctx.router.blocked_either(first, second)
+
     # Stanza handlers
 
     async def on_available(self, session, stanza: Element, target: JID | None) -> None:
@@ -63,15 +88,20 @@ class PresenceService:
         if target is not None:
             self._directed(session, stanza, target)
             return
+        state_name = rich_states.normalise(stanza)
         owner = session.jid.local
         roster = await self.ctx.rosters.roster(owner)
         stanza.attrib.pop("to", None)
         state = self._available.get(session)
         initial = state is None
-        if initial:
-            state = self._available[session] = ResourcePresence(stanza, priority)
+        sequence = next(self._sequence)
+        if state is None:
+            state = self._available[session] = ResourcePresence(
+                stanza, priority, state_name, sequence
+            )
         else:
             state.stanza, state.priority = stanza, priority
+            state.state, state.sequence = state_name, sequence
         self._broadcast(session, roster, stanza)
         if initial:
             self._answer_probes(session, roster)
@@ -89,16 +119,17 @@ class PresenceService:
         """A probe sent by a client: answered only for contacts the user may see."""
         if target is None:
             raise StanzaError("bad-request", "A probe needs a 'to' address")
-        contact = target.bare
-        roster = await self.ctx.rosters.roster(session.jid.local)
-        item = roster.items.get(str(contact))
-        if contact != session.jid.bare and (item is None or item.subscription not in SEES):
-            return
-        resources = self.available(contact)
-        if not resources:
-            session.send(element("presence", {"from": str(contact), "type": "unavailable"}))
-        for _other, state in resources:
-            session.send_bytes(_addressed(state.stanza, str(session.jid)))
+        contact, user = target.bare, session.jid.bare
+        if contact != user:
+            roster = await self.ctx.rosters.roster(session.jid.local)
+            item = roster.items.get(str(contact))
+            if item is None or item.subscription not in SEES or self.blocked_either(user, contact):
+                return
+        if not self._send_presence_of(contact, session):
+            offline = self.offline_presence(contact)
+            if offline is None:
+                offline = element("presence", {"from": str(contact), "type": "unavailable"})
+            session.send_bytes(_addressed(offline, str(session.jid)))
 
     async def on_error(self, session, stanza: Element, target: JID | None) -> None:
         """Presence errors from clients answer presence this server generated; nothing to do."""
@@ -108,32 +139,57 @@ class PresenceService:
             unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
             self._go_unavailable(session, unavailable)
 
-    # Changes of subscription, called by the subscription service after it committed them
+    # Changes of subscription or blocks, called by the services that committed them
 
     def visibility_changed(self, watcher: JID, contact: JID, *, can_see: bool) -> None:
         """`watcher` started or stopped seeing `contact`: tell the watcher's resources now."""
-        watchers = self.available(watcher)
+        watchers = [session for session, _ in self.available(watcher)]
         if not watchers:
             return
-        for contact_session, state in self.available(contact):
-            if can_see:
-                presence = state.stanza
-            else:
-                presence = element(
-                    "presence", {"type": "unavailable", "from": str(contact_session.jid)}
-                )
-            for watcher_session, _ in watchers:
+        resources = self.available(contact)
+        if can_see:
+            presences = [state.stanza for _, state in resources]
+            if not presences:
+                offline = self.offline_presence(contact)
+                presences = [offline] if offline is not None else []
+        else:
+            presences = [
+                element("presence", {"type": "unavailable", "from": str(session.jid)})
+                for session, _ in resources
+            ] or [element("presence", {"type": "unavailable", "from": str(contact)})]
+        for presence in presences:
+            for watcher_session in watchers:
                 watcher_session.send_bytes(_addressed(presence, str(watcher_session.jid)))
+
+    def rebroadcast_offline(self, user: JID) -> None:
+        """Send contacts what they should now see of `user` while offline (the automation
+        setting changed)."""
+        if self.available(user):
+            return
+        presence = self.offline_presence(user) or element(
+            "presence", {"type": "unavailable", "from": str(user)}
+        )
+        roster = self.ctx.rosters.cached(user.local)
+        if roster is not None:
+            self._to_subscribers(user, roster, presence)
 
     # Internals
 
     def _broadcast(self, session, roster: Roster, stanza: Element) -> None:
         """RFC 6121 sections 4.2.2 and 4.4.2: to every contact with a subscription from the
         user, and to all of the user's own available resources (the sender included)."""
+        self._to_subscribers(session.jid.bare, roster, stanza)
+        self._deliver_to_available(session.jid.bare, stanza)
+
+    def _to_subscribers(self, user: JID, roster: Roster, stanza: Element) -> set[JID]:
+        told = set()
         for contact, item in roster.items.items():
             if item.subscription in SENDS_TO:
-                self._deliver_to_available(JID.parse(contact), stanza)
-        self._deliver_to_available(session.jid.bare, stanza)
+                bare = JID.parse(contact)
+                if not self.blocked_either(user, bare):
+                    told.add(bare)
+                    self._deliver_to_available(bare, stanza)
+        return told
 
     def _deliver_to_available(self, bare: JID, stanza: Element) -> int:
         recipients = self.available(bare)
@@ -143,41 +199,56 @@ class PresenceService:
                 recipient.send_bytes(data)
         return len(recipients)
 
-    def _answer_probes(self, session, roster: Roster) -> None:
-        """The server probes on the user's behalf, answering from memory (RFC 6121 4.2.2)."""
+    def _send_presence_of(self, contact: JID, session) -> int:
         to = str(session.jid)
-        for contact, item in roster.items.items():
-            if item.subscription in SEES:
-                for _other, state in self.available(JID.parse(contact)):
-                    session.send_bytes(_addressed(state.stanza, to))
-        for other, state in self.available(session.jid.bare):
+        resources = self.available(contact)
+        for other, state in resources:
             if other is not session:
                 session.send_bytes(_addressed(state.stanza, to))
+        return len(resources)
+
+    def _answer_probes(self, session, roster: Roster) -> None:
+        """The server probes on the user's behalf, answering from memory (RFC 6121 4.2.2)."""
+        user = session.jid.bare
+        to = str(session.jid)
+        for contact, item in roster.items.items():
+            if item.subscription not in SEES:
+                continue
+            bare = JID.parse(contact)
+            if self.blocked_either(user, bare):
+                continue
+            if not self._send_presence_of(bare, session):
+                offline = self.offline_presence(bare)
+                if offline is not None:
+                    session.send_bytes(_addressed(offline, to))
+        self._send_presence_of(user, session)
 
     def _go_unavailable(self, session, stanza: Element) -> None:
         state = self._available.pop(session, None)
         if state is None:
             return
-        owner = session.jid.local
-        roster = self.ctx.rosters.cached(owner)
+        user = session.jid.bare
+        roster = self.ctx.rosters.cached(user.local)
         told: set[JID] = set()
         if roster is not None:
-            for contact, item in roster.items.items():
-                if item.subscription in SENDS_TO:
-                    bare = JID.parse(contact)
-                    told.add(bare)
-                    self._deliver_to_available(bare, stanza)
-        self._deliver_to_available(session.jid.bare, stanza)
+            told = self._to_subscribers(user, roster, stanza)
+            if not self.available(user):
+                offline = self.offline_presence(user)
+                if offline is not None:
+                    self._to_subscribers(user, roster, offline)
+        self._deliver_to_available(user, stanza)
         for recipient in state.directed:
             if recipient.bare not in told:
-                self._deliver_directed(recipient, stanza)
+                self._deliver_directed(user, recipient, stanza)
 
     def _directed(self, session, stanza: Element, target: JID) -> None:
         """RFC 6121 section 4.6: presence to one entity, remembered so that it also gets the
         unavailable presence when the user goes offline."""
         if target.domain != self.ctx.domain:
             raise StanzaError("remote-server-not-found", "Only local addresses are served")
-        self._deliver_directed(target, stanza)
+        if stanza.get("type") is None:
+            rich_states.normalise(stanza)
+        self._deliver_directed(session.jid.bare, target, stanza)
         state = self._available.get(session)
         if state is None:
             return
@@ -186,7 +257,9 @@ class PresenceService:
         else:
             state.directed.add(target)
 
-    def _deliver_directed(self, target: JID, stanza: Element) -> None:
+    def _deliver_directed(self, sender: JID, target: JID, stanza: Element) -> None:
+        if self.blocked_either(sender, target.bare):
+            return
         if target.resource is None:
             self._deliver_to_available(target, stanza)
             return

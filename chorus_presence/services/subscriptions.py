@@ -8,6 +8,7 @@ database transaction before anything is delivered or pushed.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from chorus_presence.server.context import ServerContext
@@ -92,9 +93,20 @@ def subscription_stanza(kind: str, sender: JID, recipient: JID, status: str | No
     return stanza
 
 
+RequestPolicy = Callable[[JID, JID], Awaitable[str | None]]
+
+
+def _with_approval(state: SubState) -> SubState:
+    """The owner's state as if they had pre-approved the requester (RFC 6121 section 3.4)."""
+    return replace(state, approved=True, in_roster=True)
+
+
 class SubscriptionService:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
+        # Consulted in order for each inbound request; the first decision counts. Called with
+        # the roster lock held, so a policy must not start another exchange.
+        self.request_policies: list[RequestPolicy] = []
 
     async def on_subscription(self, session, stanza: Element, target: JID | None) -> None:
         if target is None:
@@ -118,9 +130,24 @@ class SubscriptionService:
             sent = outbound(user_before, kind)
             work.record(user.local, user_roster, contact_key, user_before, sent.state)
             user_after = sent.state
-            if sent.route and await self._is_local_account(contact):
+            decision = None
+            if sent.route and kind == "subscribe":
+                decision = await self._decide(contact, user)
+            if decision == "drop":
+                pass
+            elif sent.route and (decision == "refuse" or not await self._is_local_account(contact)):
+                if kind == "subscribe" and contact.domain == self.ctx.domain:
+                    # RFC 6121 section 3.1.3: a request to a user who does not exist, or one the
+                    # contact's policy refuses, is answered with unsubscribed.
+                    answer = inbound(user_after, "unsubscribed")
+                    work.record(user.local, user_roster, contact_key, user_after, answer.state)
+                    user_after = answer.state
+                    work.deliver(user, "unsubscribed", contact)
+            elif sent.route:
                 contact_roster = await rosters.roster(contact.local)
                 contact_before = state_of(contact_roster, user_key)
+                if decision == "approve":
+                    contact_before = _with_approval(contact_before)
                 received = inbound(contact_before, kind)
                 work.record(
                     contact.local, contact_roster, user_key, contact_before, received.state, status
@@ -134,12 +161,6 @@ class SubscriptionService:
                     if answer.deliver:
                         work.deliver(user, received.auto_reply, contact)
                 work.seeing(contact, user, contact_before, received.state)
-            elif sent.route and kind == "subscribe" and contact.domain == self.ctx.domain:
-                # RFC 6121 section 3.1.3: a request to a user who does not exist is refused.
-                answer = inbound(user_after, "unsubscribed")
-                work.record(user.local, user_roster, contact_key, user_after, answer.state)
-                user_after = answer.state
-                work.deliver(user, "unsubscribed", contact)
             work.seeing(user, contact, user_before, user_after)
             await rosters.commit(work.changes)
         self._finish(work)
@@ -194,6 +215,15 @@ class SubscriptionService:
                 session.send(stanza)
         for watcher, contact, can_see in work.visibility:
             presence.visibility_changed(watcher, contact, can_see=can_see)
+
+    async def _decide(self, owner: JID, requester: JID) -> str | None:
+        """What the owner's settings say about a request from `requester`: None to handle it
+        by RFC 6121 alone, 'approve', 'refuse' (answered with unsubscribed) or 'drop'."""
+        for policy in self.request_policies:
+            decision = await policy(owner, requester)
+            if decision is not None:
+                return decision
+        return None
 
     async def _is_local_account(self, jid: JID) -> bool:
         if jid.domain != self.ctx.domain or jid.local is None:

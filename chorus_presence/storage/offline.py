@@ -34,10 +34,13 @@ class OfflineMessageRepository:
         return True
 
     async def pending(self, owner: str) -> list[StoredMessage]:
-        async with self._db.read() as conn, conn.execute(
-            "SELECT id, stanza, stored_at FROM offline_messages WHERE owner = ? ORDER BY id",
-            (owner,),
-        ) as cursor:
+        async with (
+            self._db.read() as conn,
+            conn.execute(
+                "SELECT id, stanza, stored_at FROM offline_messages WHERE owner = ? ORDER BY id",
+                (owner,),
+            ) as cursor,
+        ):
             rows = await cursor.fetchall()
         return [StoredMessage(i, s, datetime.fromisoformat(t)) for i, s, t in rows]
 

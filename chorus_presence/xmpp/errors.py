@@ -87,6 +87,7 @@ class StanzaError(Exception):
         text: str | None = None,
         *,
         error_type: ErrorType | None = None,
+        app_condition: tuple[str, str] | None = None,
     ) -> None:
         if condition not in STANZA_CONDITION_TYPES:
             raise ValueError(f"unknown stanza error condition {condition!r}")
@@ -94,3 +95,5 @@ class StanzaError(Exception):
         self.condition = condition
         self.text = text
         self.error_type: ErrorType = error_type or STANZA_CONDITION_TYPES[condition]
+        # An application-specific condition element, as (namespace, local name).
+        self.app_condition = app_condition

@@ -22,6 +22,13 @@ ROSTER_VER_FEATURE = "urn:xmpp:features:rosterver"
 PRE_APPROVAL_FEATURE = "urn:xmpp:features:pre-approval"
 DELAY = "urn:xmpp:delay"
 OFFLINE = "msgoffline"
+BLOCKING = "urn:xmpp:blocking"
+BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
+COMMANDS = "http://jabber.org/protocol/commands"
+LAST_ACTIVITY = "jabber:iq:last"
+CHORUS_PRESENCE = "urn:chorus:presence:0"
+CHORUS_VISIBILITY = "urn:chorus:visibility:0"
+CHORUS_ROUTING = "urn:chorus:routing:0"
 
 XML_LANG = f"{{{XML}}}lang"
 

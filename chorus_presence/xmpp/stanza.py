@@ -80,6 +80,9 @@ def error_reply(request: Element, error: StanzaError, *, from_: str | None = Non
     if error.text:
         text = child(err, "text", namespace=ns.STANZA_ERRORS, text=error.text)
         text.set(ns.XML_LANG, "en")
+    if error.app_condition is not None:
+        namespace, name = error.app_condition
+        child(err, name, namespace=namespace)
     return reply
 
 
