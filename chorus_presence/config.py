@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chorus_presence.xmpp.jid import JIDError, nameprep
+from chorus_presence.xmpp.jid import JID, JIDError, nameprep
 
 ENV_VAR = "CHORUS_CONFIG"
 DEFAULT_PATH = Path("config/chorus.toml")
@@ -85,6 +85,8 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class Config:
     domain: str
+    # Bare JIDs of the accounts allowed to administer the server over XMPP.
+    admins: tuple[str, ...]
     c2s: C2SConfig
     storage: StorageConfig
     tls: TLSConfig
@@ -200,6 +202,22 @@ class _Table:
             raise self._fail(key, f"must be one of {', '.join(choices)}")
         return value
 
+    def jid_list(self, key: str) -> tuple[str, ...]:
+        """A list of bare JIDs, normalised."""
+        value = self._data.pop(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "must be a list of strings")
+        jids = []
+        for text in value:
+            try:
+                jid = JID.parse(text)
+            except JIDError:
+                jid = None
+            if jid is None or jid.local is None or jid.resource is not None:
+                raise self._fail(key, f"must hold bare JIDs such as user@domain, not {text!r}")
+            jids.append(str(jid))
+        return tuple(jids)
+
     def finish(self) -> None:
         """Reject whatever was not read: a misspelt key must not silently become a default."""
         for key, value in self._data.items():
@@ -220,6 +238,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
     reader = _Reader(base_dir, source)
     root = _Table(data, "", reader)
     domain = _domain(root, reader)
+    admins = root.jid_list("admins")
 
     with _section(root, "c2s") as t:
         c2s = C2SConfig(
@@ -270,6 +289,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
 
     return Config(
         domain=domain,
+        admins=admins,
         c2s=c2s,
         storage=storage,
         tls=tls,

@@ -1,0 +1,56 @@
+"""Persistence of per-user product settings (the `user_settings` table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from chorus_presence.storage.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class UserSettings:
+    visibility_policy: str = "ask"
+    away_when_offline: bool = False
+    routing_enabled: bool = False
+    default_device: str | None = None
+    routing_permission: bool = False
+
+
+COLUMNS = tuple(f.name for f in fields(UserSettings))
+BOOLEAN_COLUMNS = frozenset({"away_when_offline", "routing_enabled", "routing_permission"})
+
+
+class SettingsRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, owner: str) -> UserSettings:
+        """The owner's settings; the defaults when none were ever saved."""
+        async with self._db.read() as conn, conn.execute(
+            f"SELECT {', '.join(COLUMNS)} FROM user_settings WHERE owner = ?", (owner,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return UserSettings()
+        values = {
+            name: bool(value) if name in BOOLEAN_COLUMNS else value
+            for name, value in zip(COLUMNS, row, strict=True)
+        }
+        return UserSettings(**values)
+
+    async def update(self, owner: str, **changes: object) -> UserSettings:
+        """Change some settings (committed before returning) and return all of them."""
+        unknown = set(changes) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        names = list(changes)
+        values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
+        assignments = ", ".join(f"{name} = excluded.{name}" for name in names)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                f"INSERT INTO user_settings (owner, {', '.join(names)})"
+                f" VALUES (?, {', '.join('?' for _ in names)})"
+                f" ON CONFLICT (owner) DO UPDATE SET {assignments}",
+                (owner, *values),
+            )
+        return await self.get(owner)
