@@ -25,6 +25,7 @@ from chorus_presence.services import (
     rosters,
     subscriptions,
     version,
+    visibility,
 )
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.storage.accounts import AccountRepository
@@ -44,6 +45,7 @@ SERVICES: tuple[ModuleType, ...] = (
     rosters,
     presence,
     subscriptions,
+    visibility,
     messages,
 )
 
@@ -90,6 +92,11 @@ class Server:
             )
             for service in SERVICES:
                 service.setup(self.ctx)
+            # Services that keep durable state in memory load it before the first client.
+            for service in SERVICES:
+                start = getattr(service, "start", None)
+                if start is not None:
+                    await start(self.ctx)
             self._listener = await asyncio.start_server(
                 self._accept, config.c2s.host, config.c2s.port, limit=2**20
             )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from chorus_presence.services.presence import PresenceService
     from chorus_presence.services.rosters import RosterService
     from chorus_presence.services.subscriptions import SubscriptionService
+    from chorus_presence.services.visibility import VisibilityService
 
 FeatureStage = Literal["preauth", "postauth"]
 FeatureProvider = Callable[["ClientStream"], Element | None]
@@ -43,6 +44,7 @@ class ServerContext:
     rosters: RosterService = field(init=False)
     presence: PresenceService = field(init=False)
     subscriptions: SubscriptionService = field(init=False)
+    visibility: VisibilityService = field(init=False)
 
     @property
     def domain(self) -> str:

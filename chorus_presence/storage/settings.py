@@ -26,9 +26,12 @@ class SettingsRepository:
 
     async def get(self, owner: str) -> UserSettings:
         """The owner's settings; the defaults when none were ever saved."""
-        async with self._db.read() as conn, conn.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM user_settings WHERE owner = ?", (owner,)
-        ) as cursor:
+        async with (
+            self._db.read() as conn,
+            conn.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM user_settings WHERE owner = ?", (owner,)
+            ) as cursor,
+        ):
             row = await cursor.fetchone()
         if row is None:
             return UserSettings()
@@ -54,3 +57,13 @@ class SettingsRepository:
                 (owner, *values),
             )
         return await self.get(owner)
+
+    async def owners_with(self, flag: str) -> set[str]:
+        """Every user with the boolean setting `flag` switched on."""
+        if flag not in BOOLEAN_COLUMNS:
+            raise ValueError(f"not a boolean setting: {flag}")
+        async with (
+            self._db.read() as conn,
+            conn.execute(f"SELECT owner FROM user_settings WHERE {flag} = 1") as cursor,
+        ):
+            return {row[0] for row in await cursor.fetchall()}
