@@ -161,7 +161,7 @@ class PresenceService:
             for watcher_session in watchers:
                 watcher_session.send_bytes(_addressed(presence, str(watcher_session.jid)))
 
-    def rebroadcast_offline(self, user: JID) -> None:
+    async def rebroadcast_offline(self, user: JID) -> None:
         """Send contacts what they should now see of `user` while offline (the automation
         setting changed)."""
         if self.available(user):
@@ -169,9 +169,7 @@ class PresenceService:
         presence = self.offline_presence(user) or element(
             "presence", {"type": "unavailable", "from": str(user)}
         )
-        roster = self.ctx.rosters.cached(user.local)
-        if roster is not None:
-            self._to_subscribers(user, roster, presence)
+        self._to_subscribers(user, await self.ctx.rosters.roster(user.local), presence)
 
     # Internals
 

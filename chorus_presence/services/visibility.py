@@ -96,7 +96,7 @@ class VisibilityService:
             self._automated.add(owner)
         else:
             self._automated.discard(owner)
-        self.ctx.presence.rebroadcast_offline(self._jid(owner))
+        await self.ctx.presence.rebroadcast_offline(self._jid(owner))
 
     async def accept(self, owner: str, contact: str) -> None:
         """Answer a pending request with yes: the requester joins the allowed list."""
