@@ -120,7 +120,7 @@ async def test_unknown_state_is_refused(users: Harness) -> None:
 
 
 async def test_ask_policy_keeps_requests_pending_with_a_count(users: Harness) -> None:
-    alice, alice_in = await online(users, "alice")
+    alice, _alice_in = await online(users, "alice")
     bob, _ = await online(users, "bob")
     carol, _ = await online(users, "carol")
     assert (await visibility(alice)).get("policy") == "ask"
