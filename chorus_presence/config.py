@@ -71,6 +71,16 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class LivenessConfig:
+    ping_after: float
+    ping_timeout: float
+    send_buffer: int
+    resume_timeout: float
+    resume_grace: float
+    max_unacked: int
+
+
+@dataclass(frozen=True)
 class MessagesConfig:
     # "bounce": service-unavailable to the sender; "store": kept until the next login (XEP-0160).
     offline: str
@@ -93,6 +103,7 @@ class Config:
     registration: RegistrationConfig
     auth: AuthConfig
     limits: LimitsConfig
+    liveness: LivenessConfig
     messages: MessagesConfig
     logging: LoggingConfig
     # The file the settings came from, for error messages; None when built from defaults.
@@ -278,6 +289,15 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         raise reader.error(
             "'limits.max_stanza_bytes_preauth' must not exceed 'limits.max_stanza_bytes'"
         )
+    with _section(root, "liveness") as t:
+        liveness = LivenessConfig(
+            ping_after=t.seconds("ping_after", 60.0),
+            ping_timeout=t.seconds("ping_timeout", 30.0),
+            send_buffer=t.integer("send_buffer", 1048576, minimum=1024),
+            resume_timeout=t.seconds("resume_timeout", 300.0),
+            resume_grace=t.seconds("resume_grace", 10.0),
+            max_unacked=t.integer("max_unacked", 1000, minimum=1),
+        )
     with _section(root, "messages") as t:
         messages = MessagesConfig(
             offline=t.choice("offline", "bounce", OFFLINE_POLICIES),
@@ -296,6 +316,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         registration=registration,
         auth=auth,
         limits=limits,
+        liveness=liveness,
         messages=messages,
         logging=logging,
         source=source,

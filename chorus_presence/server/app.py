@@ -11,11 +11,15 @@ import sys
 from types import ModuleType
 
 from chorus_presence.config import Config, ConfigError, check_files
+from chorus_presence.server import client_state, stream_management
 from chorus_presence.server.c2s import ClientStream
 from chorus_presence.server.context import ServerContext
 from chorus_presence.server.router import Router
 from chorus_presence.server.sessions import SessionRegistry
 from chorus_presence.services import (
+    adhoc,
+    adhoc_visibility,
+    blocking,
     disco,
     legacy_session,
     messages,
@@ -23,6 +27,7 @@ from chorus_presence.services import (
     presence,
     registration,
     rosters,
+    routing,
     subscriptions,
     version,
     visibility,
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # Each module registers its own handlers; adding a feature means adding it here.
 SERVICES: tuple[ModuleType, ...] = (
+    stream_management,
+    client_state,
     disco,
     ping,
     version,
@@ -46,7 +53,11 @@ SERVICES: tuple[ModuleType, ...] = (
     presence,
     subscriptions,
     visibility,
+    adhoc,
+    adhoc_visibility,
     messages,
+    blocking,
+    routing,
 )
 
 

@@ -1,7 +1,11 @@
-"""One client-to-server stream (RFC 6120): header checks, features, STARTTLS, SASL and binding.
+"""One client-to-server stream (RFC 6120): header checks, features, STARTTLS, SASL, binding,
+and the life of the bound session: liveness pings, the send buffer cap, client state (XEP-0352)
+and, with stream management (XEP-0198), hibernation and resumption.
 
 The stream layer knows XML, TLS and SASL. Once a resource is bound, every stanza has its `from`
-stamped and goes to the router; the services behind it know the rules.
+stamped and goes to the router; the services behind it know the rules. A `ClientStream` object
+is the session the rest of the server sees; when a client resumes, the new connection is handed
+to the same object, so no service has to re-key anything.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import binascii
 import contextlib
 import logging
 import secrets
+import socket
 import ssl
 
 from lxml import etree
 
+from chorus_presence.server.client_state import ClientState
 from chorus_presence.server.context import ServerContext
 from chorus_presence.server.sasl import SaslExchange, SaslFailure, SaslStep, offered_mechanisms
+from chorus_presence.server.stream_management import StreamManagement, UnackedOverflow
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError, StreamError
 from chorus_presence.xmpp.jid import JID, JIDError, nameprep, resourceprep
@@ -38,6 +45,7 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
 BIND_PAYLOAD = ns.qname(ns.BIND, "bind")
+KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
 
 
 class ClientStream:
@@ -60,8 +68,17 @@ class ClientStream:
         self._restart = False
         self._closed = False
         self._end_reason = "connection closed by client"
+        # True when the connection died rather than being closed: the session may hibernate.
+        self._lost = False
+        self._handed_over = False
         self._sasl: SaslExchange | None = None
         self._auth_failures = 0
+        self._ping_ids = 0
+        self.sm: StreamManagement | None = None
+        self.client_state = ClientState()
+        self._resumed: asyncio.Future[bool] | None = None
+        self.hibernating = asyncio.Event()
+        _enable_keepalive(writer)
 
     # Writing
 
@@ -69,11 +86,52 @@ class ClientStream:
         self.send_bytes(serialize(stanza))
 
     def send_bytes(self, data: bytes) -> None:
+        """A stanza for the client; anything held back for an inactive client goes first."""
+        if self.client_state.held_count:
+            for held in self.client_state.release():
+                self._send_stanza(held)
+        self._send_stanza(data)
+
+    def send_presence(self, data: bytes, sender: str) -> None:
+        """A presence update from `sender`, which an inactive client receives later, condensed."""
+        if self._closed or self.client_state.hold(sender, data):
+            return
+        self._send_stanza(data)
+
+    def write_nonza(self, data: bytes) -> None:
+        """Protocol elements that are not stanzas (SASL, stream management acks)."""
         if not self._closed:
-            self._writer.write(data)
+            self._write(data)
+
+    def _send_stanza(self, data: bytes) -> None:
+        if self.sm is not None:
+            try:
+                self.sm.sent_stanza(data)
+            except UnackedOverflow:
+                self._abort("too many unacknowledged stanzas")
+                return
+        if not self._closed:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        self._writer.write(data)
+        if self._writer.transport.get_write_buffer_size() > self.ctx.config.liveness.send_buffer:
+            # A client that stops reading must not make the server hold its stanzas forever.
+            self._abort("send buffer full")
+
+    def _abort(self, reason: str) -> None:
+        if self._closed:
+            return
+        log.warning("stream %s of %s dropped: %s", self.stream_id, self.jid, reason)
+        self._closed = True
+        self._lost = False
+        self._end_reason = reason
+        self._writer.transport.abort()
 
     def close(self, error: StreamError | None = None) -> None:
         """End the stream from outside its own task (a replaced resource, a shutdown)."""
+        if self._resumed is not None and not self._resumed.done():
+            self._resumed.set_result(False)
         if self._closed:
             return
         self._end_stream(error)
@@ -92,42 +150,120 @@ class ClientStream:
 
     async def run(self) -> None:
         log.info("stream %s opened from %s", self.stream_id, self.peer)
+        while True:
+            await self._serve_connection()
+            if self._handed_over:
+                return
+            if not (self._lost and self.jid is not None and self.sm and self.sm.resumable):
+                break
+            if not await self._hibernate():
+                break
+        await self._teardown(self._end_reason)
+
+    async def _serve_connection(self) -> None:
         try:
             await self._read_loop()
         except StreamError as error:
+            self._lost = error.condition == "connection-timeout" and self.jid is not None
             self._end_stream(error)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
+            self._lost = not self._closed
             self._end_reason = f"connection lost ({exc.__class__.__name__})"
         except Exception:
             log.exception("stream %s failed", self.stream_id)
             self._end_stream(StreamError("internal-server-error"))
-        finally:
-            await self._teardown(self._end_reason)
+        else:
+            # End of file without </stream:stream>: the connection died under the session.
+            self._lost = not self._closed
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
         limits = self.ctx.config.limits
+        liveness = self.ctx.config.liveness
         auth_deadline = loop.time() + limits.auth_timeout
+        pinged = False
         while not self._closed:
-            timeout = None
             if self.jid is None:
                 timeout = auth_deadline - loop.time()
+            else:
+                timeout = liveness.ping_timeout if pinged else liveness.ping_after
             if not self._header_received:
-                timeout = min(timeout or limits.header_timeout, limits.header_timeout)
+                timeout = min(timeout, limits.header_timeout)
             try:
                 data = await asyncio.wait_for(self._reader.read(READ_SIZE), timeout)
             except TimeoutError:
-                raise StreamError("connection-timeout", "Negotiation took too long") from None
+                if self.jid is None or not self._header_received:
+                    raise StreamError("connection-timeout", "Negotiation took too long") from None
+                if pinged:
+                    raise StreamError("connection-timeout", "No answer to ping") from None
+                pinged = True
+                self._ping()
+                continue
             if not data:
                 return
+            # Any inbound traffic shows the client is alive.
+            pinged = False
             for event in self._parser.feed(data):
                 await self._handle(event)
-                if self._closed:
+                if self._closed or self._handed_over:
                     return
                 if self._restart:
                     # The client may not send anything after a restart point before our reply.
                     self._restart = False
                     break
+
+    def _ping(self) -> None:
+        """XEP-0199: ask a silent client whether it is still there."""
+        self._ping_ids += 1
+        ping = f"<iq type='get' id='chorus-ping-{self._ping_ids}' to='{self.jid}' from='{self.ctx.domain}'>"
+        self.send_bytes(f"{ping}<ping xmlns='{ns.PING}'/></iq>".encode())
+
+    # Stream management: hibernation and resumption
+
+    async def _hibernate(self) -> bool:
+        """Wait for the client to resume; True when it did, on a new connection."""
+        assert self.sm is not None and self.sm.id is not None
+        liveness = self.ctx.config.liveness
+        loop = asyncio.get_running_loop()
+        self._resumed = loop.create_future()
+        self.hibernating.set()
+        log.info("session %s hibernating: %s", self.jid, self._end_reason)
+        # Contacts must not see a ghost while the session may still come back.
+        grace = loop.call_later(liveness.resume_grace, self.ctx.presence.suspend, self)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._resumed), liveness.resume_timeout)
+        except TimeoutError:
+            self._end_reason = "not resumed in time"
+            return False
+        finally:
+            grace.cancel()
+            self.hibernating.clear()
+            self._resumed = None
+
+    def take_over(self, successor: ClientStream) -> None:
+        """Continue this hibernating session on `successor`'s connection (XEP-0198 resume)."""
+        assert self._resumed is not None
+        self._reader, self._writer = successor._reader, successor._writer
+        self._parser, self.peer = successor._parser, successor.peer
+        self.tls_active = successor.tls_active
+        self._header_received = self._header_sent = True
+        self._closed = self._lost = False
+        successor._handed_over = True
+        for data in self.sm.unacked if self.sm else []:
+            self._write(data)
+        self.ctx.presence.resume(self)
+        log.info("session %s resumed from %s", self.jid, self.peer)
+        self._resumed.set_result(True)
+
+    def drop_connection(self) -> None:
+        """Cut the connection as if it had died (a client resuming elsewhere)."""
+        self._lost = True
+        self._end_reason = "replaced by a resumed connection"
+        self._writer.transport.abort()
+
+    def undelivered(self) -> list[bytes]:
+        """Stanzas sent but never acknowledged, for a session that ends without resuming."""
+        return self.sm.unacked if self.sm else []
 
     async def _handle(self, event: StreamOpen | StreamClose | Element) -> None:
         if isinstance(event, StreamOpen):
@@ -159,7 +295,7 @@ class ClientStream:
             domain = None
         if domain != self.ctx.domain:
             raise StreamError("host-unknown", "This server does not serve that domain")
-        self.send(self._features())
+        self.write_nonza(serialize(self._features()))
 
     def _send_header(self, *, to: str | None) -> None:
         self._writer.write(stream_header(domain=self.ctx.domain, stream_id=self.stream_id, to=to))
@@ -202,6 +338,8 @@ class ClientStream:
             await self._starttls()
         elif namespace == ns.SASL:
             await self._on_sasl(node, name)
+        elif node.tag in self.ctx.nonzas and self.username is not None:
+            await self.ctx.nonzas[node.tag](self, node)
         elif name in STANZA_KINDS:
             raise StreamError("invalid-namespace", "Stanzas must be in the jabber:client namespace")
         else:
@@ -215,6 +353,8 @@ class ClientStream:
         if self.jid is None:
             await self._before_bind(stanza, kind)
             return
+        if self.sm is not None:
+            self.sm.received_stanza()
         stanza.set("from", str(self.jid))
         await self.ctx.router.route(self, stanza, kind)
 
@@ -353,6 +493,8 @@ class ClientStream:
     # Teardown
 
     async def _teardown(self, reason: str) -> None:
+        if self.sm is not None and self.sm.id is not None:
+            self.ctx.resumable.pop(self.sm.id, None)
         if self.jid is not None:
             self.ctx.sessions.unbind(self)
             # Later services build on earlier ones, so they let go of a session first.
@@ -386,6 +528,18 @@ def _decode_sasl_data(text: str | None, *, allow_absent: bool = False) -> bytes 
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise SaslFailure("incorrect-encoding") from exc
+
+
+def _enable_keepalive(writer: asyncio.StreamWriter) -> None:
+    """TCP keepalive, so the kernel notices peers that vanished without a word."""
+    sock = writer.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in KEEPALIVE:
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
 
 
 def _format_peer(peer: object) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from chorus_presence.config import Config
-from chorus_presence.server.router import Router
+from chorus_presence.server.router import IqRequest, Router
 from chorus_presence.server.sessions import SessionRegistry
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.storage.database import Database
@@ -16,14 +16,19 @@ from chorus_presence.xmpp.stanza import Element
 
 if TYPE_CHECKING:
     from chorus_presence.server.c2s import ClientStream
+    from chorus_presence.services.adhoc import AdhocService
     from chorus_presence.services.presence import PresenceService
     from chorus_presence.services.rosters import RosterService
+    from chorus_presence.services.routing import RoutingService
     from chorus_presence.services.subscriptions import SubscriptionService
     from chorus_presence.services.visibility import VisibilityService
 
 FeatureStage = Literal["preauth", "postauth"]
 FeatureProvider = Callable[["ClientStream"], Element | None]
 SessionHook = Callable[["ClientStream"], Awaitable[None]]
+NonzaHandler = Callable[["ClientStream", Element], Awaitable[None]]
+# Answers disco#info or disco#items for one node of the server JID with the <query/> payload.
+DiscoNodeHandler = Callable[[IqRequest], Awaitable[Element]]
 
 
 @dataclass
@@ -39,12 +44,20 @@ class ServerContext:
         default_factory=lambda: {"preauth": [], "postauth": []}
     )
     disco_features: set[str] = field(default_factory=set)
+    disco_info_nodes: dict[str, DiscoNodeHandler] = field(default_factory=dict)
+    disco_items_nodes: dict[str, DiscoNodeHandler] = field(default_factory=dict)
     on_session_end: list[SessionHook] = field(default_factory=list)
+    # Top-level elements other than stanzas after authentication, by Clark name.
+    nonzas: dict[str, NonzaHandler] = field(default_factory=dict)
+    # Sessions that enabled resumable stream management, by their stream management id.
+    resumable: dict[str, ClientStream] = field(default_factory=dict)
     # Services that other services call; each is set by its own module's setup().
     rosters: RosterService = field(init=False)
     presence: PresenceService = field(init=False)
     subscriptions: SubscriptionService = field(init=False)
+    routing: RoutingService = field(init=False)
     visibility: VisibilityService = field(init=False)
+    adhoc: AdhocService = field(init=False)
 
     @property
     def domain(self) -> str:

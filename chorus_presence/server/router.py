@@ -35,6 +35,8 @@ class StanzaSink(Protocol):
 
     def send_bytes(self, data: bytes) -> None: ...
 
+    def send_presence(self, data: bytes, sender: str) -> None: ...
+
 
 @dataclass(slots=True)
 class IqRequest:

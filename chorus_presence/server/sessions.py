@@ -18,6 +18,10 @@ class BoundSession(Protocol):
 
     def send_bytes(self, data: bytes) -> None: ...
 
+    def send_presence(self, data: bytes, sender: str) -> None: ...
+
+    def close(self, error: object = None) -> None: ...
+
 
 class SessionRegistry:
     """Bound sessions, found by full JID or by account."""

@@ -53,6 +53,8 @@ class PresenceService:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self._available: dict[object, ResourcePresence] = {}
+        # Sessions whose connection dropped but may resume (XEP-0198), with their last presence.
+        self._suspended: dict[object, ResourcePresence] = {}
         self._sequence = itertools.count(1)
         self.on_initial_presence: list[InitialPresenceHook] = []
         # What contacts see of a user with no available resource, instead of unavailable.
@@ -135,9 +137,31 @@ class PresenceService:
         """Presence errors from clients answer presence this server generated; nothing to do."""
 
     async def session_ended(self, session) -> None:
+        self._suspended.pop(session, None)
         if session in self._available:
             unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
             self._go_unavailable(session, unavailable)
+
+    def suspend(self, session) -> None:
+        """A dropped session that may still resume: contacts see it go unavailable now."""
+        state = self._available.get(session)
+        if state is None:
+            return
+        self._suspended[session] = state
+        unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
+        self._go_unavailable(session, unavailable)
+
+    def resume(self, session) -> None:
+        """A resumed session shows its presence again, and learns what it missed."""
+        state = self._suspended.pop(session, None)
+        if state is None:
+            return
+        state.sequence = next(self._sequence)
+        self._available[session] = state
+        roster = self.ctx.rosters.cached(session.jid.local)
+        if roster is not None:
+            self._broadcast(session, roster, state.stanza)
+            self._answer_probes(session, roster)
 
     # Changes of subscription or blocks, called by the services that committed them
 
@@ -159,7 +183,9 @@ class PresenceService:
             ] or [element("presence", {"type": "unavailable", "from": str(contact)})]
         for presence in presences:
             for watcher_session in watchers:
-                watcher_session.send_bytes(_addressed(presence, str(watcher_session.jid)))
+                watcher_session.send_presence(
+                    _addressed(presence, str(watcher_session.jid)), presence.get("from")
+                )
 
     async def rebroadcast_offline(self, user: JID) -> None:
         """Send contacts what they should now see of `user` while offline (the automation
@@ -193,8 +219,9 @@ class PresenceService:
         recipients = self.available(bare)
         if recipients:
             data = _addressed(stanza, str(bare))
+            sender = stanza.get("from")
             for recipient, _ in recipients:
-                recipient.send_bytes(data)
+                recipient.send_presence(data, sender)
         return len(recipients)
 
     def _send_presence_of(self, contact: JID, session) -> int:
@@ -202,7 +229,7 @@ class PresenceService:
         resources = self.available(contact)
         for other, state in resources:
             if other is not session:
-                session.send_bytes(_addressed(state.stanza, to))
+                session.send_presence(_addressed(state.stanza, to), str(other.jid))
         return len(resources)
 
     def _answer_probes(self, session, roster: Roster) -> None:
@@ -218,7 +245,7 @@ class PresenceService:
             if not self._send_presence_of(bare, session):
                 offline = self.offline_presence(bare)
                 if offline is not None:
-                    session.send_bytes(_addressed(offline, to))
+                    session.send_presence(_addressed(offline, to), contact)
         self._send_presence_of(user, session)
 
     def _go_unavailable(self, session, stanza: Element) -> None:
@@ -264,7 +291,7 @@ class PresenceService:
         recipient = self.ctx.sessions.get(target)
         # Presence for a full JID that is not online is silently ignored (RFC 6121 8.5.3.2.1).
         if recipient is not None:
-            recipient.send_bytes(_addressed(stanza, str(target)))
+            recipient.send_presence(_addressed(stanza, str(target)), stanza.get("from"))
 
 
 def _addressed(stanza: Element, to: str) -> bytes:
