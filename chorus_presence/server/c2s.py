@@ -33,6 +33,7 @@ from chorus_presence.xmpp.stanza import (
     STANZA_KINDS,
     Element,
     child,
+    element,
     iq_result,
     local_name,
     namespace_of,
@@ -215,8 +216,13 @@ class ClientStream:
     def _ping(self) -> None:
         """XEP-0199: ask a silent client whether it is still there."""
         self._ping_ids += 1
-        ping = f"<iq type='get' id='chorus-ping-{self._ping_ids}' to='{self.jid}' from='{self.ctx.domain}'>"
-        self.send_bytes(f"{ping}<ping xmlns='{ns.PING}'/></iq>".encode())
+        ping = element(
+            "iq",
+            {"type": "get", "id": f"chorus-ping-{self._ping_ids}", "from": self.ctx.domain},
+        )
+        ping.set("to", str(self.jid))
+        child(ping, "ping", namespace=ns.PING)
+        self.send(ping)
 
     # Stream management: hibernation and resumption
 
