@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -62,6 +64,23 @@ class ServerContext:
     @property
     def domain(self) -> str:
         return self.config.domain
+
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def background(self, work: Coroutine[object, object, None]) -> None:
+        """Run durable work that nothing waits for; the server awaits it before it stops."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logging.getLogger(__name__).error("background work failed", exc_info=task.exception())
+
+    async def drain_background(self) -> None:
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def add_stream_feature(self, stage: FeatureStage, provider: FeatureProvider) -> None:
         """A provider returns the feature element for a stream, or None to leave it out."""

@@ -16,7 +16,7 @@ from chorus_presence.storage.offline import OfflineMessageRepository
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID
-from chorus_presence.xmpp.stanza import Element, child, serialize
+from chorus_presence.xmpp.stanza import Element, child, error_reply, serialize
 
 log = logging.getLogger(__name__)
 
@@ -113,10 +113,37 @@ class MessageService:
             session.send(stanza)
         await self.offline.remove(session.jid.local, messages[-1].id)
 
+    async def session_ended(self, session) -> None:
+        """Messages a session never acknowledged (XEP-0198) are stored or bounced, not lost."""
+        for data in session.undelivered():
+            try:
+                stanza = etree.fromstring(data)
+            except etree.XMLSyntaxError:
+                continue
+            if etree.QName(stanza).localname != "message" or stanza.get("type") == "error":
+                continue
+            if self.store_offline and session.jid is not None:
+                stored = await self.offline.store(
+                    session.jid.local, data.decode(), self.ctx.config.messages.max_offline
+                )
+                if stored:
+                    continue
+            self._bounce(stanza)
+
+    def _bounce(self, stanza: Element) -> None:
+        sender = stanza.get("from")
+        if not sender:
+            return
+        recipient = self.ctx.sessions.get(JID.parse(sender))
+        if recipient is not None:
+            error = StanzaError("service-unavailable", "The recipient's connection was lost")
+            recipient.send(error_reply(stanza, error))
+
 
 def setup(ctx: ServerContext) -> MessageService:
     service = MessageService(ctx)
     ctx.router.on_message(service.on_message)
+    ctx.on_session_end.append(service.session_ended)
     if service.store_offline:
         ctx.disco_features.add(ns.OFFLINE)
         ctx.presence.on_initial_presence.append(service.deliver_offline)

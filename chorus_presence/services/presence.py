@@ -57,6 +57,8 @@ class PresenceService:
         self._suspended: dict[object, ResourcePresence] = {}
         self._sequence = itertools.count(1)
         self.on_initial_presence: list[InitialPresenceHook] = []
+        # Told of each resource that stops being available, with its unavailable presence.
+        self.on_resource_unavailable: list[Callable[[object, Element], None]] = []
         # What contacts see of a user with no available resource, instead of unavailable.
         self.offline_presence: OfflinePresence = _no_offline_presence
 
@@ -252,6 +254,8 @@ class PresenceService:
         state = self._available.pop(session, None)
         if state is None:
             return
+        for hook in self.on_resource_unavailable:
+            hook(session, stanza)
         user = session.jid.bare
         roster = self.ctx.rosters.cached(user.local)
         told: set[JID] = set()
