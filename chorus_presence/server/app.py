@@ -21,6 +21,7 @@ from chorus_presence.services import (
     adhoc_visibility,
     blocking,
     disco,
+    last_activity,
     legacy_session,
     messages,
     ping,
@@ -58,6 +59,7 @@ SERVICES: tuple[ModuleType, ...] = (
     messages,
     blocking,
     routing,
+    last_activity,
 )
 
 
@@ -127,12 +129,20 @@ class Server:
             self._streams.discard(task)
 
     async def stop(self) -> None:
-        """Stop accepting, end every stream with system-shutdown, close the database."""
+        """Stop accepting; tell every contact each user went offline, then end every stream
+        with system-shutdown; finish durable work and close the database."""
         if self._listener is not None:
             self._listener.close()
-        if self.ctx is not None:
-            for session in self.ctx.sessions.all():
+        ctx = self.ctx
+        if ctx is not None:
+            sessions = ctx.sessions.all()
+            # Unavailable presence first, while every contact's connection is still open.
+            for session in sessions:
+                await ctx.presence.session_ended(session)
+            for session in sessions:
                 session.close(StreamError("system-shutdown", "The server is shutting down"))
+            for hibernating in list(ctx.resumable.values()):
+                hibernating.close()
         if self._streams:
             await asyncio.wait(list(self._streams), timeout=5)
         for task in list(self._streams):
@@ -140,8 +150,9 @@ class Server:
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._listener.wait_closed(), 1)
-        if self.ctx is not None:
-            await self.ctx.database.close()
+        if ctx is not None:
+            await ctx.drain_background()
+            await ctx.database.close()
             self.ctx = None
 
 

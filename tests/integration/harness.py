@@ -20,14 +20,24 @@ from slixmpp.xmlstream import ET
 
 from chorus_presence.config import load_config
 from chorus_presence.server.app import Server
+from chorus_presence.xmpp.jid import JID
 
 DOMAIN = "chorus.test"
 PASSWORD = "correct horse battery staple"
 TIMEOUT = 10.0
 
 
-def write_config(directory: Path, tls_files: tuple[Path, Path], **sections: dict[str, Any]) -> Path:
-    """A TOML config in `directory`: port 0, a fresh database, the shared test certificate."""
+def write_config(
+    directory: Path,
+    tls_files: tuple[Path, Path],
+    *,
+    top_level: dict[str, Any] | None = None,
+    **sections: dict[str, Any],
+) -> Path:
+    """A TOML config in `directory`: port 0, a fresh database, the shared test certificate.
+
+    `top_level` holds keys outside any table, such as `admins`; `sections` are tables.
+    """
     cert, key = tls_files
     tables: dict[str, dict[str, Any]] = {
         "c2s": {"host": "127.0.0.1", "port": 0},
@@ -39,6 +49,7 @@ def write_config(directory: Path, tls_files: tuple[Path, Path], **sections: dict
     for name, values in sections.items():
         tables.setdefault(name, {}).update(values)
     lines = [f'domain = "{DOMAIN}"']
+    lines.extend(f"{key} = {_toml_value(value)}" for key, value in (top_level or {}).items())
     for name, values in tables.items():
         lines.append(f"[{name}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
@@ -52,6 +63,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -315,3 +328,12 @@ async def roster_of(client: slixmpp.ClientXMPP) -> dict[str, dict[str, Any]]:
 def presence_of(client: slixmpp.ClientXMPP, ptype: str, sender: str) -> Callable[[Any], bool]:
     """A predicate: presence of `ptype` ('available', 'subscribe', ...) from `sender`."""
     return lambda s: s["type"] == ptype and (str(s["from"]) == sender or s["from"].bare == sender)
+
+
+async def link(harness: Harness, first: str, second: str) -> None:
+    """Mutual subscription between two users, through the server's own exchange (set-up only)."""
+    user, contact = (JID(name, DOMAIN) for name in (first, second))
+    subscriptions = harness.ctx.subscriptions
+    for sender, receiver in ((user, contact), (contact, user)):
+        await subscriptions.exchange(sender, receiver, "subscribe")
+        await subscriptions.exchange(receiver, sender, "subscribed")

@@ -1,0 +1,213 @@
+"""The visibility settings as ad-hoc commands, so a stock client can change them.
+
+This module owns the four `urn:chorus:cmd:` commands of the seed guide's Presence settings page:
+the policy and presence automation, the pending requests (accept or block), and the allowed and
+blocked lists (move a contact to the other list). Their forms use the guide's wording and their
+names carry the guide's counts. Every change goes through `ctx.visibility`, the same service the
+IQ extension and the admin command line use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from chorus_presence.server.context import ServerContext
+from chorus_presence.services.visibility import VisibilityOverview, VisibilityService
+from chorus_presence.xmpp.errors import StanzaError
+from chorus_presence.xmpp.forms import Field, FieldValue, Form, Option
+from chorus_presence.xmpp.stanza import Element
+
+SETTINGS_NODE = "urn:chorus:cmd:presence-settings"
+PENDING_NODE = "urn:chorus:cmd:pending"
+ALLOWED_NODE = "urn:chorus:cmd:allowed"
+BLOCKED_NODE = "urn:chorus:cmd:blocked"
+
+POLICY_LABELS = {
+    "ask": "Ask me on each request",
+    "everyone": "Everyone can see my presence status (except explicitly blocked users)",
+    "nobody": "Nobody can see my presence status (except explicitly allowed users)",
+}
+POLICY_FIELD = "Who can see my presence status"
+AWAY_FIELD = "Show me as Away when I am not logged in"
+NOTHING_CHANGED = "Nothing changed."
+
+
+class PresenceSettings:
+    """The visibility policy and presence automation."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self.ctx = ctx
+
+    async def start(self, owner: str) -> Element:
+        overview = await self.ctx.visibility.overview(owner)
+        policy = Field(
+            "list-single",
+            "policy",
+            POLICY_FIELD,
+            value=overview.policy,
+            options=tuple(Option(value, label) for value, label in POLICY_LABELS.items()),
+            required=True,
+        )
+        away = Field("boolean", "away-when-offline", AWAY_FIELD, value=overview.away_when_offline)
+        return Form((policy, away), title="Presence settings").to_element()
+
+    async def submit(self, owner: str, values: dict[str, FieldValue]) -> str:
+        visibility = self.ctx.visibility
+        before = await visibility.overview(owner)
+        changes = []
+        policy = values.get("policy", before.policy)
+        if policy != before.policy:
+            await visibility.set_policy(owner, str(policy))
+            changes.append(f"{POLICY_FIELD}: {POLICY_LABELS[str(policy)]}.")
+            # A new policy also answers the requests still pending.
+            after = await visibility.overview(owner)
+            waiting = [request.contact for request in before.pending]
+            changes.extend(
+                _listed(verb, [contact for contact in waiting if contact in now_on])
+                for verb, now_on in (("Accepted", after.allowed), ("Blocked", after.blocked))
+            )
+        away = values.get("away-when-offline", before.away_when_offline)
+        if away != before.away_when_offline:
+            await visibility.set_away_when_offline(owner, bool(away))
+            changes.append(f"{AWAY_FIELD}: {'on' if away else 'off'}.")
+        return "\n".join(change for change in changes if change) or NOTHING_CHANGED
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One way a contact can leave a list: a list-multi field of the form and its action."""
+
+    var: str
+    label: str
+    done: str
+    apply: Callable[[VisibilityService, str, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ListCommand:
+    """A list of contacts (with its count in the command's name) and the moves out of it."""
+
+    ctx: ServerContext
+    title: str
+    instructions: str
+    empty: str
+    # The list's contacts, each with the text shown next to it, if any.
+    contacts: Callable[[VisibilityOverview], list[tuple[str, str | None]]]
+    moves: tuple[Move, ...]
+
+    async def name(self, owner: str) -> str:
+        overview = await self.ctx.visibility.overview(owner)
+        return f"{self.title} ({len(self.contacts(overview))})"
+
+    async def start(self, owner: str) -> Element:
+        contacts = self.contacts(await self.ctx.visibility.overview(owner))
+        title = f"{self.title} ({len(contacts)})"
+        if not contacts:
+            return Form((Field("fixed", value=self.empty),), title=title).to_element()
+        options = tuple(
+            Option(contact, f"{contact}: {note}" if note else contact) for contact, note in contacts
+        )
+        fields = tuple(
+            Field("list-multi", move.var, move.label, value=[], options=options)
+            for move in self.moves
+        )
+        return Form(fields, title=title, instructions=self.instructions).to_element()
+
+    async def submit(self, owner: str, values: dict[str, FieldValue]) -> str:
+        visibility = self.ctx.visibility
+        listed = {contact for contact, _ in self.contacts(await visibility.overview(owner))}
+        chosen: dict[str, Move] = {}
+        for move in self.moves:
+            for contact in _selected(values, move.var):
+                if contact in chosen:
+                    raise StanzaError(
+                        "bad-request",
+                        f"{contact} is selected under both '{chosen[contact].label}'"
+                        f" and '{move.label}'",
+                    )
+                # The list may have changed since the form was shown.
+                if contact not in listed:
+                    raise StanzaError("bad-request", f"{contact} is no longer on this list")
+                chosen[contact] = move
+        for contact, move in chosen.items():
+            await move.apply(visibility, owner, contact)
+        lines = (
+            _listed(move.done, [contact for contact, done in chosen.items() if done is move])
+            for move in self.moves
+        )
+        return "\n".join(line for line in lines if line) or NOTHING_CHANGED
+
+
+def _selected(values: dict[str, FieldValue], var: str) -> list[str]:
+    value = values.get(var, [])
+    assert isinstance(value, list)
+    return [str(item) for item in value]
+
+
+def _listed(verb: str, contacts: list[str]) -> str:
+    return f"{verb}: {', '.join(contacts)}." if contacts else ""
+
+
+def _pending(overview: VisibilityOverview) -> list[tuple[str, str | None]]:
+    return [(request.contact, request.status) for request in overview.pending]
+
+
+def _allowed(overview: VisibilityOverview) -> list[tuple[str, str | None]]:
+    return [(contact, None) for contact in overview.allowed]
+
+
+def _blocked(overview: VisibilityOverview) -> list[tuple[str, str | None]]:
+    return [(contact, None) for contact in overview.blocked]
+
+
+ACCEPT = Move(
+    "accept", "Accept: they can see your presence status", "Accepted", VisibilityService.accept
+)
+BLOCK = Move(
+    "block", "Block: they cannot see your presence status", "Blocked", VisibilityService.block
+)
+ALLOW = Move(
+    "allow", "Allow: they can see your presence status", "Allowed", VisibilityService.allow
+)
+
+
+def setup(ctx: ServerContext) -> None:
+    adhoc = ctx.adhoc
+    adhoc.register(SETTINGS_NODE, "Presence settings", PresenceSettings(ctx))
+    for node, command in (
+        (
+            PENDING_NODE,
+            ListCommand(
+                ctx,
+                "Pending presence status requests",
+                "Select the requests to accept and those to block; the rest stay pending.",
+                "There are no pending presence status requests.",
+                _pending,
+                (ACCEPT, BLOCK),
+            ),
+        ),
+        (
+            ALLOWED_NODE,
+            ListCommand(
+                ctx,
+                "Users allowed to see your presence status",
+                "Select the users to move to the blocked list.",
+                "Nobody is on your allowed list.",
+                _allowed,
+                (BLOCK,),
+            ),
+        ),
+        (
+            BLOCKED_NODE,
+            ListCommand(
+                ctx,
+                "Users blocked from seeing your presence status",
+                "Select the users to move to the allowed list.",
+                "Nobody is on your blocked list.",
+                _blocked,
+                (ALLOW,),
+            ),
+        ),
+    ):
+        adhoc.register(node, command.name, command)

@@ -1,0 +1,282 @@
+"""Call routing (DESIGN section 4): which of a user's devices rings now, decided by presence.
+
+This module owns the routing rule, the validation of a user's devices, switch, default device
+and state -> device map, the rule of who may ask which device rings for whom, and the
+`urn:chorus:routing:0` IQ extension. The admin command line and the ad-hoc commands call
+`RoutingService` directly: its methods take usernames and raise `StanzaError` for refusals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from chorus_presence.server.context import ServerContext
+from chorus_presence.server.router import IqRequest
+from chorus_presence.services import rich_states
+from chorus_presence.services.accounts import AccountService
+from chorus_presence.storage.database import Database
+from chorus_presence.storage.routing import RoutingRepository, StoredRouting
+from chorus_presence.storage.settings import SettingsRepository
+from chorus_presence.xmpp import namespaces as ns
+from chorus_presence.xmpp.errors import StanzaError
+from chorus_presence.xmpp.jid import JID, JIDError
+from chorus_presence.xmpp.stanza import Element, child, element, local_name
+
+ROUTING = ns.qname(ns.CHORUS_ROUTING, "routing")
+ROUTE = ns.qname(ns.CHORUS_ROUTING, "route")
+DEVICE = ns.qname(ns.CHORUS_ROUTING, "device")
+MAP = ns.qname(ns.CHORUS_ROUTING, "map")
+
+KINDS = ("desk-phone", "mobile", "softphone", "voicemail", "other")
+# Every state a user can be in, in the order the map is shown; 'offline' is "not logged in".
+STATES = (*rich_states.STATES, rich_states.OFFLINE)
+MAX_NAME_CHARS = 64
+MAX_DEVICES = 32
+BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+StateOf = Callable[[JID], str]
+BlockCheck = Callable[[JID, JID], bool]
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    enabled: bool
+    default_device: str | None
+    devices: tuple[Device, ...]
+    # state -> device name
+    mapping: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RouteAnswer:
+    """`user` is the username; `device` is None when nothing rings."""
+
+    user: str
+    state: str
+    device: Device | None
+
+
+class RoutingService:
+    """The routing rule over stored configurations and the live effective state.
+
+    `state_of` gives a bare JID's effective state ('offline' with no resource online) and
+    `blocked_either` whether either of two bare JIDs blocks the other; the server passes the
+    presence service's and the router's.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        accounts: AccountService,
+        *,
+        domain: str,
+        admins: Iterable[str],
+        state_of: StateOf,
+        blocked_either: BlockCheck,
+    ) -> None:
+        self._settings = SettingsRepository(database)
+        self._repo = RoutingRepository(database)
+        self._accounts = accounts
+        self._domain = domain
+        self._admins = frozenset(admins)
+        self._state_of = state_of
+        self._blocked_either = blocked_either
+
+    async def config(self, owner: str) -> RoutingConfig:
+        return await self._load(await self._existing(owner))
+
+    async def replace(self, owner: str, config: RoutingConfig) -> RoutingConfig:
+        """Validate `config` and make it the owner's whole configuration, in one transaction."""
+        owner = await self._existing(owner)
+        routing = _validated(config)
+        await self._repo.replace(
+            owner,
+            enabled=config.enabled,
+            default_device=config.default_device,
+            routing=routing,
+        )
+        return await self._load(owner)
+
+    async def route(self, owner: str) -> RouteAnswer:
+        """The device that rings for `owner` now; raises item-not-found for an unknown user."""
+        owner = await self._existing(owner)
+        config = await self._load(owner)
+        state = self._state_of(JID(owner, self._domain))
+        name = config.mapping.get(state) if config.enabled else None
+        if name is None:
+            name = config.default_device
+        devices = {device.name: device for device in config.devices}
+        # A default saved by a replace that committed between the two reads in _load may
+        # name a device this snapshot lacks; then nothing rings rather than a stale device.
+        return RouteAnswer(owner, state, devices.get(name) if name is not None else None)
+
+    async def may_route(self, requester: JID, owner: str) -> bool:
+        """The user, admins and accounts granted the permission may ask; blocks apply to all
+        but the user, since the answer reveals the user's presence state."""
+        asker = requester.bare
+        try:
+            subject: JID | None = JID(owner, self._domain)
+        except JIDError:
+            subject = None
+        if asker == subject:
+            return True
+        if subject is not None and self._blocked_either(asker, subject):
+            return False
+        if str(asker) in self._admins:
+            return True
+        if asker.domain != self._domain or asker.local is None:
+            return False
+        return (await self._settings.get(asker.local)).routing_permission
+
+    async def set_permission(self, owner: str, allowed: bool) -> None:
+        """Grant or withdraw the right to ask the route of any user (a PBX or its bot)."""
+        await self._settings.update(await self._existing(owner), routing_permission=allowed)
+
+    async def _existing(self, owner: str) -> str:
+        """The canonical username of an existing account."""
+        try:
+            username = JID(owner, self._domain).local
+        except JIDError:
+            username = None
+        if username is None or not await self._accounts.exists(username):
+            raise StanzaError("item-not-found", "No such user")
+        return username
+
+    async def _load(self, owner: str) -> RoutingConfig:
+        settings = await self._settings.get(owner)
+        stored = await self._repo.load(owner)
+        return RoutingConfig(
+            enabled=settings.routing_enabled,
+            default_device=settings.default_device,
+            devices=tuple(Device(name, kind) for name, kind in stored.devices),
+            mapping={state: stored.mapping[state] for state in STATES if state in stored.mapping},
+        )
+
+
+def _validated(config: RoutingConfig) -> StoredRouting:
+    """bad-request for what the protocol does not know (kinds, states, repeats), not-acceptable
+    for what breaks a limit or names a device that is not there."""
+    if len(config.devices) > MAX_DEVICES:
+        raise StanzaError("not-acceptable", f"At most {MAX_DEVICES} devices")
+    names: set[str] = set()
+    for device in config.devices:
+        if device.kind not in KINDS:
+            raise StanzaError("bad-request", f"Device kinds are {', '.join(KINDS)}")
+        if not 1 <= len(device.name) <= MAX_NAME_CHARS:
+            raise StanzaError(
+                "not-acceptable", f"Device names are 1 to {MAX_NAME_CHARS} characters"
+            )
+        if device.name in names:
+            raise StanzaError("bad-request", f"Two devices are named {device.name!r}")
+        names.add(device.name)
+    if config.default_device is not None and config.default_device not in names:
+        raise StanzaError("not-acceptable", "The default device is not one of the devices")
+    for state, name in config.mapping.items():
+        if state not in STATES:
+            raise StanzaError("bad-request", f"States are {', '.join(STATES)}")
+        if name not in names:
+            raise StanzaError("not-acceptable", f"The device for {state} is not one of the devices")
+    return StoredRouting(
+        tuple((device.name, device.kind) for device in config.devices), dict(config.mapping)
+    )
+
+
+def config_element(config: RoutingConfig) -> Element:
+    node = element(
+        "routing",
+        {"enabled": "true" if config.enabled else "false"},
+        namespace=ns.CHORUS_ROUTING,
+    )
+    if config.default_device is not None:
+        node.set("default", config.default_device)
+    for device in config.devices:
+        child(node, "device", {"name": device.name, "kind": device.kind})
+    for state, name in config.mapping.items():
+        child(node, "map", {"state": state, "device": name})
+    return node
+
+
+def config_from(node: Element) -> RoutingConfig:
+    """The configuration a client sent; only its shape is checked here, the rest by replace."""
+    enabled = BOOLEANS.get(node.get("enabled", "false"))
+    if enabled is None:
+        raise StanzaError("bad-request", "'enabled' is true or false")
+    devices: list[Device] = []
+    mapping: dict[str, str] = {}
+    for item in node:
+        if item.tag == DEVICE:
+            devices.append(Device(_required(item, "name"), _required(item, "kind")))
+        elif item.tag == MAP:
+            state = _required(item, "state")
+            if state in mapping:
+                raise StanzaError("bad-request", f"The state {state} is mapped twice")
+            mapping[state] = _required(item, "device")
+        else:
+            raise StanzaError("bad-request", "Only <device/> and <map/> belong in <routing/>")
+    return RoutingConfig(enabled, node.get("default"), tuple(devices), mapping)
+
+
+def _required(node: Element, name: str) -> str:
+    value = node.get(name)
+    if value is None:
+        raise StanzaError("bad-request", f"<{local_name(node)}/> needs '{name}'")
+    return value
+
+
+def setup(ctx: ServerContext) -> RoutingService:
+    service = RoutingService(
+        ctx.database,
+        ctx.accounts,
+        domain=ctx.domain,
+        admins=ctx.config.admins,
+        state_of=ctx.presence.effective_state,
+        blocked_either=ctx.router.blocked_either,
+    )
+    ctx.routing = service
+
+    async def get_config(request: IqRequest) -> Element:
+        return request.reply(config_element(await service.config(_own_account(request))))
+
+    async def set_config(request: IqRequest) -> Element:
+        await service.replace(_own_account(request), config_from(request.payload))
+        return request.reply()
+
+    async def route(request: IqRequest) -> Element:
+        sender = request.sender
+        assert sender is not None
+        subject = request.target or sender.bare
+        assert subject.local is not None
+        # Permission first: to anyone not allowed, unknown users look like everyone else.
+        if not await service.may_route(sender, subject.local):
+            raise StanzaError("forbidden", "You may not ask how this user's calls are routed")
+        answer = await service.route(subject.local)
+        node = element(
+            "route",
+            {"jid": str(JID(answer.user, ctx.domain)), "state": answer.state},
+            namespace=ns.CHORUS_ROUTING,
+        )
+        if answer.device is not None:
+            node.set("device", answer.device.name)
+            node.set("kind", answer.device.kind)
+        return request.reply(node)
+
+    ctx.router.on_iq("account", "get", ROUTING, get_config)
+    ctx.router.on_iq("account", "set", ROUTING, set_config)
+    ctx.router.on_iq("account", "get", ROUTE, route)
+    ctx.disco_features.add(ns.CHORUS_ROUTING)
+    return service
+
+
+def _own_account(request: IqRequest) -> str:
+    sender = request.sender
+    assert sender is not None and sender.local is not None
+    if request.target is not None and request.target != sender.bare:
+        raise StanzaError("forbidden", "Only your own routing can be read or changed")
+    return sender.local
