@@ -71,6 +71,13 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    enabled: bool
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class LivenessConfig:
     ping_after: float
     ping_timeout: float
@@ -104,6 +111,7 @@ class Config:
     auth: AuthConfig
     limits: LimitsConfig
     liveness: LivenessConfig
+    metrics: MetricsConfig
     messages: MessagesConfig
     logging: LoggingConfig
     # The file the settings came from, for error messages; None when built from defaults.
@@ -298,6 +306,12 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
             resume_grace=t.seconds("resume_grace", 10.0),
             max_unacked=t.integer("max_unacked", 1000, minimum=1),
         )
+    with _section(root, "metrics") as t:
+        metrics = MetricsConfig(
+            enabled=t.boolean("enabled", False),
+            host=t.string("host", "127.0.0.1"),
+            port=t.integer("port", 9105, minimum=0, maximum=65535),
+        )
     with _section(root, "messages") as t:
         messages = MessagesConfig(
             offline=t.choice("offline", "bounce", OFFLINE_POLICIES),
@@ -317,6 +331,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         auth=auth,
         limits=limits,
         liveness=liveness,
+        metrics=metrics,
         messages=messages,
         logging=logging,
         source=source,

@@ -112,6 +112,7 @@ class ClientStream:
                 self._abort("too many unacknowledged stanzas")
                 return
         if not self._closed:
+            self.ctx.metrics.stanza_sent(data)
             self._write(data)
 
     def _write(self, data: bytes) -> None:
@@ -361,6 +362,7 @@ class ClientStream:
             return
         if self.sm is not None:
             self.sm.received_stanza()
+        self.ctx.metrics.received[kind].inc()
         stanza.set("from", str(self.jid))
         await self.ctx.router.route(self, stanza, kind)
 
@@ -450,6 +452,7 @@ class ClientStream:
         if step.condition == "aborted":
             return
         self._auth_failures += 1
+        self.ctx.metrics.auth_failures.inc()
         log.warning(
             "authentication failure (%s) for %s from %s",
             step.condition,

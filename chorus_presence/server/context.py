@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from chorus_presence.config import Config
+from chorus_presence.server.metrics import Metrics
 from chorus_presence.server.router import IqRequest, Router
 from chorus_presence.server.sessions import SessionRegistry
 from chorus_presence.services.accounts import AccountService
@@ -46,6 +47,7 @@ class ServerContext:
         default_factory=lambda: {"preauth": [], "postauth": []}
     )
     disco_features: set[str] = field(default_factory=set)
+    metrics: Metrics = field(default_factory=Metrics)
     disco_info_nodes: dict[str, DiscoNodeHandler] = field(default_factory=dict)
     disco_items_nodes: dict[str, DiscoNodeHandler] = field(default_factory=dict)
     on_session_end: list[SessionHook] = field(default_factory=list)

@@ -28,7 +28,7 @@ ITEM = ns.qname(ns.BLOCKING, "item")
 MAX_ITEMS = 1000
 
 # (watcher, contact, can_see): a change to pass to PresenceService.visibility_changed.
-Visibility = tuple[JID, JID, bool]
+SightChange = tuple[JID, JID, bool]
 
 
 class BlockingService:
@@ -122,7 +122,7 @@ class BlockingService:
 
     # Internals
 
-    async def _apply(self, owner: JID, jids: list[JID], *, block: bool) -> list[Visibility]:
+    async def _apply(self, owner: JID, jids: list[JID], *, block: bool) -> list[SightChange]:
         """Store the change, then update the list; what it changes in who sees whom.
 
         Called with the roster lock held: which presence to hide or show depends on the
@@ -157,7 +157,7 @@ class BlockingService:
         others.discard(owner)
         return others
 
-    def _visibility(self, owner: JID, roster: Roster, before: dict[JID, bool]) -> list[Visibility]:
+    def _visibility(self, owner: JID, roster: Roster, before: dict[JID, bool]) -> list[SightChange]:
         """XEP-0191 section 3.3: a new block hides presence both ways, as unavailable; a lifted
         one shows it again where the subscriptions allow."""
         changes = []
@@ -186,7 +186,7 @@ class BlockingService:
             for target in state.directed
         )
 
-    def _show(self, visibility: list[Visibility]) -> None:
+    def _show(self, visibility: list[SightChange]) -> None:
         for watcher, contact, can_see in visibility:
             self.ctx.presence.visibility_changed(watcher, contact, can_see=can_see)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -88,6 +89,7 @@ class PresenceService:
     # Stanza handlers
 
     async def on_available(self, session, stanza: Element, target: JID | None) -> None:
+        started = time.perf_counter()
         priority = _priority(stanza)
         if target is not None:
             self._directed(session, stanza, target)
@@ -107,6 +109,7 @@ class PresenceService:
             state.stanza, state.priority = stanza, priority
             state.state, state.sequence = state_name, sequence
         self._broadcast(session, roster, stanza)
+        self.ctx.metrics.presence_latency.observe(time.perf_counter() - started)
         if initial:
             self._answer_probes(session, roster)
             for hook in self.on_initial_presence:
@@ -224,6 +227,7 @@ class PresenceService:
             sender = stanza.get("from")
             for recipient, _ in recipients:
                 recipient.send_presence(data, sender)
+            self.ctx.metrics.presence_deliveries.inc(len(recipients))
         return len(recipients)
 
     def _send_presence_of(self, contact: JID, session) -> int:

@@ -131,7 +131,10 @@ class SubscriptionService:
             work.record(user.local, user_roster, contact_key, user_before, sent.state)
             user_after = sent.state
             decision = None
-            if sent.route and kind == "subscribe":
+            if sent.route and self.ctx.router.blocked_either(user, contact):
+                # XEP-0191: no subscription stanza crosses a block, whichever side set it.
+                decision = "drop"
+            elif sent.route and kind == "subscribe":
                 decision = await self._decide(contact, user)
             if decision == "drop":
                 pass
@@ -203,9 +206,10 @@ class SubscriptionService:
         """RFC 6121 section 3.1.3: unanswered requests are delivered again at each login."""
         roster = await self.ctx.rosters.roster(session.jid.local)
         for request in list(roster.pending.values()):
-            stanza = subscription_stanza(
-                "subscribe", JID.parse(request.contact), session.jid.bare, request.status
-            )
+            sender = JID.parse(request.contact)
+            if self.ctx.router.blocked_either(session.jid.bare, sender):
+                continue
+            stanza = subscription_stanza("subscribe", sender, session.jid.bare, request.status)
             session.send(stanza)
 
     def _finish(self, work: _Exchange) -> None:
