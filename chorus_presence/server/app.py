@@ -14,6 +14,7 @@ from chorus_presence.config import Config, ConfigError, check_files
 from chorus_presence.server import client_state, stream_management
 from chorus_presence.server.c2s import ClientStream
 from chorus_presence.server.context import ServerContext
+from chorus_presence.server.metrics import MetricsEndpoint
 from chorus_presence.server.router import Router
 from chorus_presence.server.sessions import SessionRegistry
 from chorus_presence.services import (
@@ -78,6 +79,7 @@ class Server:
         self.ctx: ServerContext | None = None
         self._listener: asyncio.Server | None = None
         self._streams: set[asyncio.Task[None]] = set()
+        self.metrics_endpoint: MetricsEndpoint | None = None
 
     @property
     def port(self) -> int:
@@ -113,6 +115,9 @@ class Server:
             self._listener = await asyncio.start_server(
                 self._accept, config.c2s.host, config.c2s.port, limit=2**20
             )
+            if config.metrics.enabled:
+                self.metrics_endpoint = MetricsEndpoint(self.ctx)
+                await self.metrics_endpoint.start()
         except BaseException:
             await database.close()
             raise
@@ -133,6 +138,9 @@ class Server:
         with system-shutdown; finish durable work and close the database."""
         if self._listener is not None:
             self._listener.close()
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.stop()
+            self.metrics_endpoint = None
         ctx = self.ctx
         if ctx is not None:
             sessions = ctx.sessions.all()
