@@ -68,6 +68,13 @@ class LimitsConfig:
     max_attributes: int
     header_timeout: float
     auth_timeout: float
+    bytes_per_second: int
+    burst_bytes: int
+    connections_per_address: int
+    connection_rate: float
+    auth_failures: int
+    auth_failure_window: float
+    subscriptions_per_minute: int
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,12 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    # The Unix socket the admin command line talks to the running server over.
+    socket: Path
+
+
+@dataclass(frozen=True)
 class Config:
     domain: str
     # Bare JIDs of the accounts allowed to administer the server over XMPP.
@@ -114,6 +127,7 @@ class Config:
     metrics: MetricsConfig
     messages: MessagesConfig
     logging: LoggingConfig
+    admin: AdminConfig
     # The file the settings came from, for error messages; None when built from defaults.
     source: Path | None = None
 
@@ -292,6 +306,13 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
             max_attributes=t.integer("max_attributes", 64, minimum=1),
             header_timeout=t.seconds("header_timeout", 10.0),
             auth_timeout=t.seconds("auth_timeout", 60.0),
+            bytes_per_second=t.integer("bytes_per_second", 102400, minimum=1024),
+            burst_bytes=t.integer("burst_bytes", 524288, minimum=1024),
+            connections_per_address=t.integer("connections_per_address", 100, minimum=1),
+            connection_rate=t.seconds("connection_rate", 20.0),
+            auth_failures=t.integer("auth_failures", 10, minimum=1),
+            auth_failure_window=t.seconds("auth_failure_window", 300.0),
+            subscriptions_per_minute=t.integer("subscriptions_per_minute", 60, minimum=1),
         )
     if limits.max_stanza_bytes_preauth > limits.max_stanza_bytes:
         raise reader.error(
@@ -319,6 +340,8 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         )
     with _section(root, "logging") as t:
         logging = LoggingConfig(level=t.choice("level", "info", LOG_LEVELS))
+    with _section(root, "admin") as t:
+        admin = AdminConfig(socket=t.path("socket", "../data/admin.sock"))
     root.finish()
 
     return Config(
@@ -334,6 +357,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         metrics=metrics,
         messages=messages,
         logging=logging,
+        admin=admin,
         source=source,
     )
 

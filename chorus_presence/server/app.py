@@ -14,6 +14,7 @@ from chorus_presence.config import Config, ConfigError, check_files
 from chorus_presence.server import client_state, stream_management
 from chorus_presence.server.c2s import ClientStream
 from chorus_presence.server.context import ServerContext
+from chorus_presence.server.limits import Limits
 from chorus_presence.server.metrics import MetricsEndpoint
 from chorus_presence.server.router import Router
 from chorus_presence.server.sessions import SessionRegistry
@@ -104,6 +105,7 @@ class Server:
                 router=Router(config.domain, sessions),
                 ssl_context=ssl_context,
                 secret=secret,
+                limits=Limits(config.limits),
             )
             for service in SERVICES:
                 service.setup(self.ctx)

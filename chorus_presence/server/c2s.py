@@ -58,7 +58,11 @@ class ClientStream:
         self.ctx = ctx
         self._reader = reader
         self._writer = writer
-        self.peer = _format_peer(writer.get_extra_info("peername"))
+        peer = writer.get_extra_info("peername")
+        self.peer = _format_peer(peer)
+        self.address = peer[0] if isinstance(peer, tuple) else str(peer)
+        self._admitted = False
+        self._inbound = ctx.limits.inbound_bucket()
         self.stream_id = secrets.token_urlsafe(12)
         self.tls_active = False
         self.username: str | None = None
@@ -152,6 +156,11 @@ class ClientStream:
 
     async def run(self) -> None:
         log.info("stream %s opened from %s", self.stream_id, self.peer)
+        self._admitted = self.ctx.limits.connections.admit(self.address)
+        if not self._admitted:
+            self._end_stream(StreamError("policy-violation", "Too many connections"))
+            await self._teardown("too many connections from this address")
+            return
         while True:
             await self._serve_connection()
             if self._handed_over:
@@ -205,6 +214,10 @@ class ClientStream:
                 return
             # Any inbound traffic shows the client is alive.
             pinged = False
+            delay = self._inbound.take(len(data))
+            if delay:
+                # Reading slower slows a flooding client through TCP, without cutting it off.
+                await asyncio.sleep(delay)
             for event in self._parser.feed(data):
                 await self._handle(event)
                 if self._closed or self._handed_over:
@@ -408,6 +421,9 @@ class ClientStream:
         if not self.is_secure_enough():
             self._sasl_reply(SaslStep("failure", condition="encryption-required"))
             return
+        if name == "auth" and self.ctx.limits.failed_logins_by_address.throttled(self.address):
+            self._sasl_reply(SaslStep("failure", condition="temporary-auth-failure"))
+            return
         if name == "auth":
             mechanism = node.get("mechanism", "")
             if mechanism not in offered_mechanisms(plain_allowed=True):
@@ -419,6 +435,7 @@ class ClientStream:
                 domain=self.ctx.domain,
                 secret=self.ctx.secret,
                 iterations=self.ctx.config.auth.scram_iterations,
+                throttled=self.ctx.limits.failed_logins_by_account.throttled,
             )
             try:
                 step = await self._sasl.start(_decode_sasl_data(node.text, allow_absent=True))
@@ -453,6 +470,9 @@ class ClientStream:
             return
         self._auth_failures += 1
         self.ctx.metrics.auth_failures.inc()
+        self.ctx.limits.failed_logins_by_address.failed(self.address)
+        if step.attempted_user:
+            self.ctx.limits.failed_logins_by_account.failed(step.attempted_user)
         log.warning(
             "authentication failure (%s) for %s from %s",
             step.condition,
@@ -502,6 +522,9 @@ class ClientStream:
     # Teardown
 
     async def _teardown(self, reason: str) -> None:
+        if self._admitted:
+            self.ctx.limits.connections.release(self.address)
+            self._admitted = False
         if self.sm is not None and self.sm.id is not None:
             self.ctx.resumable.pop(self.sm.id, None)
         if self.jid is not None:

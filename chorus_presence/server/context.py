@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from chorus_presence.config import Config
+from chorus_presence.server.limits import Limits
 from chorus_presence.server.metrics import Metrics
 from chorus_presence.server.router import IqRequest, Router
 from chorus_presence.server.sessions import SessionRegistry
@@ -43,6 +44,7 @@ class ServerContext:
     router: Router
     ssl_context: ssl.SSLContext | None
     secret: bytes
+    limits: Limits
     features: dict[FeatureStage, list[FeatureProvider]] = field(
         default_factory=lambda: {"preauth": [], "postauth": []}
     )

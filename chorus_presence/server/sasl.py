@@ -8,6 +8,7 @@ deterministic fake salt so that they cannot be told apart from real ones.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from scramp import ScramException, ScramMechanism
@@ -53,8 +54,10 @@ class SaslExchange:
         domain: str,
         secret: bytes,
         iterations: int,
+        throttled: Callable[[str], bool],
     ) -> None:
         self.mechanism = mechanism
+        self._throttled = throttled
         self._accounts = accounts
         self._domain = domain
         self._secret = secret
@@ -122,9 +125,14 @@ class SaslExchange:
 
     def _prepare_username(self, raw: str) -> str:
         try:
-            return nodeprep(raw)
+            username = nodeprep(raw)
         except JIDError as exc:
             raise SaslFailure("not-authorized") from exc
+        if self._throttled(username):
+            # Too many recent failures for this account: no password is checked at all.
+            self._username = username
+            raise SaslFailure("temporary-auth-failure")
+        return username
 
     def _check_authzid(self, authzid: str, username: str) -> None:
         if authzid and authzid != f"{username}@{self._domain}":

@@ -115,6 +115,12 @@ class SubscriptionService:
         if contact == user:
             # Every user is implicitly subscribed to their own presence (RFC 6121 section 3).
             return
+        if stanza.get("type") == "subscribe" and not self.ctx.limits.subscriptions.allow(
+            user.local
+        ):
+            raise StanzaError(
+                "policy-violation", "Too many subscription requests", error_type="wait"
+            )
         status = stanza.findtext(STATUS)
         if status is not None:
             status = status[:MAX_STATUS_CHARS]

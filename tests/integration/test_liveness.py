@@ -83,7 +83,12 @@ async def test_a_client_that_answers_pings_stays(users: Harness) -> None:
     assert users.ctx.presence.available(users.ctx.sessions.all()[0].jid.bare)
 
 
-@pytest.mark.server_config(**PLAINTEXT, liveness={"send_buffer": 65536})
+@pytest.mark.server_config(
+    **PLAINTEXT,
+    liveness={"send_buffer": 65536},
+    # The flooder must not be slowed by its own inbound rate limit here.
+    limits={"bytes_per_second": 2**30, "burst_bytes": 2**30},
+)
 async def test_a_client_that_stops_reading_is_dropped(users: Harness) -> None:
     carol, carol_in = await watcher(users, "carol")
     bob, _bob_in = await watcher(users, "bob")
