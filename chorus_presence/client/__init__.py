@@ -1,0 +1,1 @@
+"""Client-side support for bots: a slixmpp plugin for the chorus-presence extensions."""

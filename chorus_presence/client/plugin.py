@@ -1,0 +1,169 @@
+"""A slixmpp plugin for the chorus-presence extensions (docs/protocol.md), for bots:
+
+    xmpp.register_plugin("chorus", module="chorus_presence.client.plugin")
+    pending = await xmpp.plugin["chorus"].pending()
+    await xmpp.plugin["chorus"].accept(pending[0].jid)
+    answer = await xmpp.plugin["chorus"].route("alice@example.com")
+
+Needs the `client` extra (slixmpp).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from slixmpp import JID
+from slixmpp.plugins.base import BasePlugin, register_plugin
+from slixmpp.xmlstream import ET
+
+PRESENCE = "urn:chorus:presence:0"
+VISIBILITY = "urn:chorus:visibility:0"
+ROUTING = "urn:chorus:routing:0"
+TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class Request:
+    jid: str
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class Visibility:
+    policy: str
+    away_when_offline: bool
+    pending: list[Request]
+    allowed: list[str]
+    blocked: list[str]
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Routing:
+    enabled: bool
+    default: str | None
+    devices: list[Device] = field(default_factory=list)
+    mapping: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Route:
+    jid: str
+    state: str
+    device: Device | None
+
+
+class Chorus(BasePlugin):
+    """The chorus-presence extensions: rich states, visibility settings, call routing."""
+
+    name = "chorus"
+    description = "chorus-presence: states, visibility and call routing"
+    dependencies: set[str] = set()
+
+    # Presence states
+
+    def send_state(self, state: str, status: str | None = None, priority: int | None = None):
+        """Set the user's presence state (available, away, brb, dnd, busy, in-meeting)."""
+        presence = self.xmpp.make_presence(pstatus=status, ppriority=priority)
+        node = ET.SubElement(presence.xml, f"{{{PRESENCE}}}state")
+        node.text = state
+        presence.send()
+
+    @staticmethod
+    def state_of(presence) -> str | None:
+        """The exact state a received presence carries, if any."""
+        node = presence.xml.find(f"{{{PRESENCE}}}state")
+        return node.text if node is not None else None
+
+    # Who may see my presence
+
+    async def visibility(self) -> Visibility:
+        return _visibility(await self._query("get", ET.Element(f"{{{VISIBILITY}}}visibility")))
+
+    async def pending(self) -> list[Request]:
+        return (await self.visibility()).pending
+
+    async def set_policy(self, policy: str) -> Visibility:
+        node = ET.Element(f"{{{VISIBILITY}}}visibility", {"policy": policy})
+        return _visibility(await self._query("set", node))
+
+    async def set_away_when_offline(self, enabled: bool) -> Visibility:
+        value = "true" if enabled else "false"
+        node = ET.Element(f"{{{VISIBILITY}}}visibility", {"away-when-offline": value})
+        return _visibility(await self._query("set", node))
+
+    async def accept(self, jid: str) -> None:
+        await self._query("set", ET.Element(f"{{{VISIBILITY}}}accept", {"jid": str(jid)}))
+
+    async def block(self, jid: str) -> None:
+        await self._query("set", ET.Element(f"{{{VISIBILITY}}}block", {"jid": str(jid)}))
+
+    async def allow(self, jid: str) -> None:
+        await self._query("set", ET.Element(f"{{{VISIBILITY}}}allow", {"jid": str(jid)}))
+
+    # Call routing
+
+    async def routing(self) -> Routing:
+        node = await self._query("get", ET.Element(f"{{{ROUTING}}}routing"))
+        return Routing(
+            enabled=node.get("enabled") in ("true", "1"),
+            default=node.get("default"),
+            devices=[
+                Device(d.get("name"), d.get("kind")) for d in node.iter(f"{{{ROUTING}}}device")
+            ],
+            mapping={m.get("state"): m.get("device") for m in node.iter(f"{{{ROUTING}}}map")},
+        )
+
+    async def set_routing(self, routing: Routing) -> None:
+        attributes = {"enabled": "true" if routing.enabled else "false"}
+        if routing.default:
+            attributes["default"] = routing.default
+        node = ET.Element(f"{{{ROUTING}}}routing", attributes)
+        for device in routing.devices:
+            ET.SubElement(node, f"{{{ROUTING}}}device", {"name": device.name, "kind": device.kind})
+        for state, device in routing.mapping.items():
+            ET.SubElement(node, f"{{{ROUTING}}}map", {"state": state, "device": device})
+        await self._query("set", node)
+
+    async def route(self, jid: str | None = None) -> Route:
+        """Which device rings for `jid` now (yourself when None)."""
+        node = await self._query("get", ET.Element(f"{{{ROUTING}}}route"), to=jid)
+        device = None
+        if node.get("device"):
+            device = Device(node.get("device"), node.get("kind"))
+        return Route(node.get("jid"), node.get("state"), device)
+
+    async def _query(self, iq_type: str, payload, to: str | None = None):
+        iq = self.xmpp.make_iq_set() if iq_type == "set" else self.xmpp.make_iq_get()
+        if to is not None:
+            iq["to"] = JID(to)
+        iq.append(payload)
+        result = await iq.send(timeout=TIMEOUT)
+        return result.xml.find(payload.tag)
+
+
+def _visibility(node) -> Visibility:
+    def contacts(name: str) -> list[str]:
+        group = node.find(f"{{{VISIBILITY}}}{name}")
+        return [c.get("jid") for c in group.iter(f"{{{VISIBILITY}}}contact")]
+
+    pending_group = node.find(f"{{{VISIBILITY}}}pending")
+    pending = [
+        Request(c.get("jid"), c.findtext(f"{{{VISIBILITY}}}status"))
+        for c in pending_group.iter(f"{{{VISIBILITY}}}contact")
+    ]
+    return Visibility(
+        policy=node.get("policy"),
+        away_when_offline=node.get("away-when-offline") == "true",
+        pending=pending,
+        allowed=contacts("allowed"),
+        blocked=contacts("blocked"),
+    )
+
+
+register_plugin(Chorus)
