@@ -16,6 +16,8 @@ from chorus_presence.server.router import IqRequest, Router
 from chorus_presence.server.sessions import SessionRegistry
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.storage.database import Database
+from chorus_presence.xmpp.errors import StreamError
+from chorus_presence.xmpp.jid import JID
 from chorus_presence.xmpp.stanza import Element
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ class ServerContext:
     disco_info_nodes: dict[str, DiscoNodeHandler] = field(default_factory=dict)
     disco_items_nodes: dict[str, DiscoNodeHandler] = field(default_factory=dict)
     on_session_end: list[SessionHook] = field(default_factory=list)
+    # Called with the username of each deleted account, to drop what is kept in memory.
+    on_account_removed: list[Callable[[str], None]] = field(default_factory=list)
     # Top-level elements other than stanzas after authentication, by Clark name.
     nonzas: dict[str, NonzaHandler] = field(default_factory=dict)
     # Sessions that enabled resumable stream management, by their stream management id.
@@ -85,6 +89,18 @@ class ServerContext:
     async def drain_background(self) -> None:
         while self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def remove_account(self, username: str) -> bool:
+        """Delete an account: its durable state goes (the database cascades), its sessions
+        end, and services drop what they keep of it in memory."""
+        removed = await self.accounts.delete(username)
+        if not removed:
+            return False
+        for session in self.sessions.of_account(JID(username, self.domain)):
+            session.close(StreamError("not-authorized", "The account was removed"))
+        for forget in self.on_account_removed:
+            forget(username)
+        return True
 
     def add_stream_feature(self, stage: FeatureStage, provider: FeatureProvider) -> None:
         """A provider returns the feature element for a stream, or None to leave it out."""

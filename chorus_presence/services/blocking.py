@@ -48,6 +48,10 @@ class BlockingService:
         self._interested: set[object] = set()
         self._push_ids = itertools.count(1)
 
+    def forget(self, username: str) -> None:
+        """A deleted account's list goes with it."""
+        self._lists.pop(JID(username, self.ctx.domain), None)
+
     def blocked(self, owner: JID, other: JID) -> bool:
         """Whether `owner` blocks `other` by its bare JID or its domain (XEP-0191 section 3.5).
 
@@ -240,6 +244,7 @@ async def start(ctx: ServerContext) -> BlockingService:
     # First in line: a block outranks any setting that would approve the request.
     ctx.subscriptions.request_policies.insert(0, service.request_policy)
     ctx.on_session_end.append(service.session_ended)
+    ctx.on_account_removed.append(service.forget)
     ctx.router.on_iq("account", "get", BLOCKLIST, service.get)
     ctx.router.on_iq("account", "set", BLOCK, service.block)
     ctx.router.on_iq("account", "set", UNBLOCK, service.unblock)

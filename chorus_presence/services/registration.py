@@ -17,7 +17,7 @@ from chorus_presence.services.accounts import (
     InvalidUsername,
 )
 from chorus_presence.xmpp import namespaces as ns
-from chorus_presence.xmpp.errors import StanzaError, StreamError
+from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.stanza import Element, child, element
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,9 @@ def setup(ctx: ServerContext) -> None:
     async def change(request: IqRequest) -> Element | None:
         username = request.session.username
         if request.payload.find(ns.qname(ns.REGISTER, "remove")) is not None:
-            await ctx.accounts.delete(username)
-            log.info("account %s removed in-band", username)
             request.session.send(request.reply())
-            for session in ctx.sessions.of_account(request.sender.bare):
-                session.close(StreamError("not-authorized", "The account was removed"))
+            await ctx.remove_account(username)
+            log.info("account %s removed in-band", username)
             return None
         given_username, password = _fields(request.payload)
         if password is None or (given_username is not None and given_username != username):

@@ -133,6 +133,7 @@ def setup(ctx: ServerContext) -> RosterService:
             service.forget(session.jid.local)
 
     ctx.on_session_end.append(session_end)
+    ctx.on_account_removed.append(service.forget)
 
     async def get(request: IqRequest) -> Element:
         owner = _own_roster(request)

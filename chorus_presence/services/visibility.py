@@ -50,6 +50,9 @@ class VisibilityService:
     async def load(self) -> None:
         self._automated = await self.settings.owners_with("away_when_offline")
 
+    def forget(self, username: str) -> None:
+        self._automated.discard(username)
+
     # Queries
 
     async def overview(self, owner: str) -> VisibilityOverview:
@@ -205,6 +208,7 @@ def setup(ctx: ServerContext) -> VisibilityService:
     ctx.visibility = service
     ctx.presence.offline_presence = service.offline_presence
     ctx.subscriptions.request_policies.append(service.request_policy)
+    ctx.on_account_removed.append(service.forget)
     ctx.disco_features.update({ns.CHORUS_PRESENCE, ns.CHORUS_VISIBILITY})
 
     def own_account(request: IqRequest) -> str:
