@@ -78,6 +78,15 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    enabled: bool
+    host: str
+    port: int
+    # Treat WebSocket sessions as encrypted: true when a TLS proxy sits in front, or on loopback.
+    consider_secure: bool
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     enabled: bool
     host: str
@@ -125,6 +134,7 @@ class Config:
     limits: LimitsConfig
     liveness: LivenessConfig
     metrics: MetricsConfig
+    web: WebConfig
     messages: MessagesConfig
     logging: LoggingConfig
     admin: AdminConfig
@@ -333,6 +343,13 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
             host=t.string("host", "127.0.0.1"),
             port=t.integer("port", 9105, minimum=0, maximum=65535),
         )
+    with _section(root, "web") as t:
+        web = WebConfig(
+            enabled=t.boolean("enabled", False),
+            host=t.string("host", "127.0.0.1"),
+            port=t.integer("port", 5280, minimum=0, maximum=65535),
+            consider_secure=t.boolean("consider_secure", True),
+        )
     with _section(root, "messages") as t:
         messages = MessagesConfig(
             offline=t.choice("offline", "bounce", OFFLINE_POLICIES),
@@ -355,6 +372,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         limits=limits,
         liveness=liveness,
         metrics=metrics,
+        web=web,
         messages=messages,
         logging=logging,
         admin=admin,

@@ -53,7 +53,12 @@ class ClientStream:
     """A client connection from accept to close; once bound, it is also the session."""
 
     def __init__(
-        self, ctx: ServerContext, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        ctx: ServerContext,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        secure: bool = False,
     ) -> None:
         self.ctx = ctx
         self._reader = reader
@@ -64,7 +69,8 @@ class ClientStream:
         self._admitted = False
         self._inbound = ctx.limits.inbound_bucket()
         self.stream_id = secrets.token_urlsafe(12)
-        self.tls_active = False
+        # A WebSocket behind a TLS proxy (or on loopback) starts out secure; TCP needs STARTTLS.
+        self.tls_active = secure
         self.username: str | None = None
         self.jid: JID | None = None
         self._parser = self._new_parser()

@@ -1,0 +1,87 @@
+"""An aiohttp WebSocket dressed as the reader and writer the c2s stream layer uses."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import WSMsgType, web
+
+from chorus_presence.web import framing
+
+
+class WebSocketReader:
+    def __init__(self, socket: web.WebSocketResponse) -> None:
+        self._socket = socket
+
+    async def read(self, _size: int) -> bytes:
+        """The next message as stream bytes; b'' once the socket is closed."""
+        while True:
+            message = await self._socket.receive()
+            if message.type == WSMsgType.TEXT:
+                return framing.inbound(message.data)
+            if message.type == WSMsgType.BINARY:
+                # RFC 7395 section 3.2: XMPP travels in text frames only.
+                return b"<binary-frame/>"
+            if message.type in (
+                WSMsgType.CLOSE,
+                WSMsgType.CLOSING,
+                WSMsgType.CLOSED,
+                WSMsgType.ERROR,
+            ):
+                return b""
+
+
+class _Transport:
+    def __init__(self, writer: WebSocketWriter) -> None:
+        self._writer = writer
+
+    def get_write_buffer_size(self) -> int:
+        return self._writer.queued_bytes
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+class WebSocketWriter:
+    """Writes are synchronous for the stream layer; a task sends them in order."""
+
+    def __init__(self, socket: web.WebSocketResponse, peer: tuple[str, int] | None) -> None:
+        self._socket = socket
+        self._peer = peer
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self.queued_bytes = 0
+        self.transport = _Transport(self)
+        self._sender = asyncio.get_running_loop().create_task(self._send_all())
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self._peer if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        for message in framing.outbound(data):
+            self.queued_bytes += len(message)
+            self._queue.put_nowait(message)
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    def abort(self) -> None:
+        self._sender.cancel()
+        asyncio.get_running_loop().create_task(self._socket.close())
+
+    async def wait_closed(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._sender
+
+    async def _send_all(self) -> None:
+        try:
+            while (message := await self._queue.get()) is not None:
+                self.queued_bytes -= len(message)
+                await self._socket.send_str(message)
+        except ConnectionError:
+            pass
+        finally:
+            await self._socket.close()
