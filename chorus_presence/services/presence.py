@@ -302,17 +302,41 @@ class PresenceService:
             recipient.send_presence(_addressed(stanza, str(target)), stanza.get("from"))
 
 
+class _LastSerialised:
+    """The most recent stanza serialised without 'to', split where 'to' goes in.
+
+    A broadcast addresses one stanza to every recipient in turn; this makes that one
+    serialisation plus a byte join per recipient. Stored presence is never changed after it is
+    first sent, and the cache holds its stanza, so the identity check is safe.
+    """
+
+    stanza: Element | None = None
+    head = b""
+    tail = b""
+
+
 def _addressed(stanza: Element, to: str) -> bytes:
     """The stanza serialised with `to`, leaving the stored original unaddressed."""
     previous = stanza.get("to")
-    stanza.set("to", to)
-    try:
-        return serialize(stanza)
-    finally:
-        if previous is None:
-            del stanza.attrib["to"]
-        else:
+    if previous is not None:
+        stanza.set("to", to)
+        try:
+            return serialize(stanza)
+        finally:
             stanza.set("to", previous)
+    cache = _LastSerialised
+    if cache.stanza is not stanza:
+        data = serialize(stanza)
+        # Right after the element name: '<presence' + ' to="..."' + ' xmlns=...>'.
+        split = next(i for i in range(1, len(data)) if data[i] in b" />")
+        cache.stanza, cache.head, cache.tail = stanza, data[:split], data[split:]
+    return b"".join((cache.head, b' to="', _escape_attribute(to), b'"', cache.tail))
+
+
+def _escape_attribute(value: str) -> bytes:
+    if "&" in value or "<" in value or '"' in value:
+        value = value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    return value.encode()
 
 
 def _priority(stanza: Element) -> int:

@@ -113,6 +113,7 @@ async def test_commands_are_listed_and_described(users: Harness) -> None:
         SETTINGS: "Presence settings",
         PENDING: "Pending presence status requests (1)",
         ALLOWED: "Users allowed to see your presence status (0)",
+        "urn:chorus:cmd:devices": "Devices and call routing",
         BLOCKED: "Users blocked from seeing your presence status (0)",
     }
     # The counts are each user's own.
