@@ -250,8 +250,11 @@ async def start_server(config_path: Path, cert: Path) -> Harness:
     return Harness(server, cert)
 
 
-async def raw_login(harness: Harness, username: str, password: str = PASSWORD) -> RawClient:
-    """A raw client authenticated with PLAIN and bound (needs `[tls] required = false`)."""
+async def raw_login(
+    harness: Harness, username: str, password: str = PASSWORD, *, bind: bool = True
+) -> RawClient:
+    """A raw client authenticated with PLAIN and, unless told not to, bound (needs
+    `[tls] required = false`)."""
     raw = await harness.raw()
     raw.open_stream()
     await raw.expect(b"</stream:features>")
@@ -261,6 +264,8 @@ async def raw_login(harness: Harness, username: str, password: str = PASSWORD) -
     raw.received = b""
     raw.open_stream()
     await raw.expect(b"</stream:features>")
+    if not bind:
+        return raw
     raw.send("<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
     await raw.expect(b"</jid>")
     raw.received = b""

@@ -137,16 +137,7 @@ async def test_stream_management_ack_and_resume(users: Harness) -> None:
     bob.send_message(mto=jid, mbody="queued for you", mtype="chat")
     await sync(bob)
 
-    again = await users.raw()
-    again.open_stream()
-    await again.expect(b"</stream:features>")
-    import base64
-
-    token = base64.b64encode(b"\0alice\0correct horse battery staple").decode()
-    again.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
-    await again.expect(b"<success")
-    again.open_stream()
-    await again.expect(b"</stream:features>")
+    again = await raw_login(users, "alice", bind=False)
     again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
     await again.expect(rf"<resumed xmlns='{SM}' h='1' previd='{sm_id}'/>")
     # Unacknowledged stanzas are sent again, and contacts see alice back.
@@ -162,23 +153,9 @@ async def test_resume_after_timeout_fails(users: Harness) -> None:
     await bob_in.get(presence_of(bob, "available", jid))
     raw.writer.transport.abort()
     await bob_in.get(presence_of(bob, "unavailable", jid))
-    again = await raw_login_unbound(users, "alice")
+    again = await raw_login(users, "alice", bind=False)
     again.send(f"<resume xmlns='{SM}' previd='{sm_id}' h='0'/>")
     await again.expect(rf"<failed xmlns='{SM}'><item-not-found")
-
-
-async def raw_login_unbound(harness: Harness, user: str):
-    import base64
-
-    raw = await harness.raw()
-    raw.open_stream()
-    await raw.expect(b"</stream:features>")
-    token = base64.b64encode(f"\0{user}\0correct horse battery staple".encode()).decode()
-    raw.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
-    await raw.expect(b"<success")
-    raw.open_stream()
-    await raw.expect(b"</stream:features>")
-    return raw
 
 
 async def test_inactive_client_gets_presence_condensed(users: Harness) -> None:

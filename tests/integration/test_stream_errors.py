@@ -131,16 +131,7 @@ async def test_oversized_stanza_after_authentication(harness: Harness) -> None:
 @pytest.mark.server_config(tls={"required": False})
 async def test_stanzas_before_binding_get_not_authorized(harness: Harness) -> None:
     await harness.add_user("alice")
-    raw = await harness.raw()
-    raw.open_stream()
-    await raw.expect(b"</stream:features>")
-    import base64
-
-    token = base64.b64encode(b"\0alice\0correct horse battery staple").decode()
-    raw.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
-    await raw.expect(b"<success")
-    raw.open_stream()
-    await raw.expect(b"</stream:features>\\s*$|</stream:features>")
+    raw = await raw_login(harness, "alice", bind=False)
     raw.send("<message id='m1' to='bob@chorus.test'><body>hi</body></message>")
     await raw.expect(b'type="error".*<not-authorized')
 
