@@ -1,9 +1,13 @@
-"""What every admin command shares: its error type, exit codes and output consoles."""
+"""What every admin command shares: its error type, exit codes, output consoles, and the
+arguments and output every group uses."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -14,6 +18,8 @@ USAGE = 2
 
 # No emoji codes: a fingerprint such as "...:AB:..." would otherwise print a symbol.
 console = Console(highlight=False, emoji=False)
+# Progress and per-item problems, kept off stdout so that scripts can read the results there.
+err_console = Console(stderr=True, highlight=False, emoji=False)
 
 
 class CliError(Exception):
@@ -37,3 +43,27 @@ def command_hint(config_option: str | None) -> str:
     else:
         program = "chorus-presence"
     return f"{program} --config {config_option}" if config_option else program
+
+
+def user_argument(parser: argparse.ArgumentParser, name: str = "user") -> None:
+    parser.add_argument(
+        name, metavar=name.upper(), help="localpart (alice) or bare JID (alice@domain)"
+    )
+
+
+def json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON, for scripts")
+
+
+def print_json(value: Any) -> None:
+    # Plain print: machine-readable output must not be restyled or wrapped.
+    print(json.dumps(value))
+
+
+def count(number: int, noun: str) -> str:
+    """'1 user', '2 users'."""
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def yes_no(value: object) -> str:
+    return "yes" if value else "no"

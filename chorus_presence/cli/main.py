@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from chorus_presence import __version__
-from chorus_presence.cli import init, users
+from chorus_presence.cli import init, presence, rosters, routing, users, visibility
 from chorus_presence.cli.common import FAILURE, USAGE, CliError
 from chorus_presence.config import LOG_LEVELS, Config, ConfigError, load_config, resolve_config_path
 from chorus_presence.storage.database import SchemaError
@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     init.add_parser(commands)
     users.add_parser(commands)
+    rosters.add_parser(commands)
+    presence.add_parsers(commands)
+    visibility.add_parser(commands)
+    routing.add_parser(commands)
     return parser
 
 

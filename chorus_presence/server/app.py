@@ -12,6 +12,7 @@ from types import ModuleType
 
 from chorus_presence.config import Config, ConfigError, check_files
 from chorus_presence.server import client_state, stream_management
+from chorus_presence.server.admin_channel import AdminChannel
 from chorus_presence.server.c2s import ClientStream
 from chorus_presence.server.context import ServerContext
 from chorus_presence.server.limits import Limits
@@ -20,6 +21,7 @@ from chorus_presence.server.router import Router
 from chorus_presence.server.sessions import SessionRegistry
 from chorus_presence.services import (
     adhoc,
+    adhoc_routing,
     adhoc_visibility,
     blocking,
     disco,
@@ -39,6 +41,7 @@ from chorus_presence.services.accounts import AccountService
 from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.storage.database import Database
 from chorus_presence.storage.server_state import ServerStateRepository
+from chorus_presence.web.server import WebListener
 from chorus_presence.xmpp.errors import StreamError
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ SERVICES: tuple[ModuleType, ...] = (
     messages,
     blocking,
     routing,
+    adhoc_routing,
     last_activity,
 )
 
@@ -81,16 +85,21 @@ class Server:
         self._listener: asyncio.Server | None = None
         self._streams: set[asyncio.Task[None]] = set()
         self.metrics_endpoint: MetricsEndpoint | None = None
+        self.web: WebListener | None = None
+        self.admin_channel: AdminChannel | None = None
 
     @property
     def port(self) -> int:
         assert self._listener is not None
         return self._listener.sockets[0].getsockname()[1]
 
-    async def start(self) -> None:
+    async def start(self, *, listen: bool = True) -> None:
+        """Open the database, start the services and, with `listen`, every listener. Without,
+        nothing is served: the admin command line runs commands on a stopped server's data."""
         config = self.config
-        check_files(config)
-        ssl_context = make_ssl_context(config)
+        if listen:
+            check_files(config)
+        ssl_context = make_ssl_context(config) if listen else None
         database = await Database.open(config.storage.database)
         try:
             secret = await ServerStateRepository(database).secret("scram-fake-salt")
@@ -114,13 +123,25 @@ class Server:
                 start = getattr(service, "start", None)
                 if start is not None:
                     await start(self.ctx)
+            if not listen:
+                return
+            # Before the client listener: a second server configured like a running one stops
+            # here, as its admin socket is taken.
+            self.admin_channel = AdminChannel(self.ctx, config.admin.socket)
+            await self.admin_channel.start()
             self._listener = await asyncio.start_server(
                 self._accept, config.c2s.host, config.c2s.port, limit=2**20
             )
             if config.metrics.enabled:
                 self.metrics_endpoint = MetricsEndpoint(self.ctx)
                 await self.metrics_endpoint.start()
+            if config.web.enabled:
+                self.web = WebListener(self.ctx)
+                await self.web.start()
         except BaseException:
+            if self.admin_channel is not None:
+                await self.admin_channel.stop()
+                self.admin_channel = None
             await database.close()
             raise
         log.info("listening for clients on %s:%d", config.c2s.host, self.port)
@@ -140,9 +161,15 @@ class Server:
         with system-shutdown; finish durable work and close the database."""
         if self._listener is not None:
             self._listener.close()
+        if self.admin_channel is not None:
+            await self.admin_channel.stop()
+            self.admin_channel = None
         if self.metrics_endpoint is not None:
             await self.metrics_endpoint.stop()
             self.metrics_endpoint = None
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         ctx = self.ctx
         if ctx is not None:
             sessions = ctx.sessions.all()

@@ -117,6 +117,14 @@ class AccountRepository:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def list_with_status(self) -> list[tuple[str, bool]]:
+        """Every username with its disabled flag, in username order."""
+        async with (
+            self._db.read() as conn,
+            conn.execute("SELECT username, disabled FROM accounts ORDER BY username") as cursor,
+        ):
+            return [(row[0], bool(row[1])) for row in await cursor.fetchall()]
+
 
 async def _insert_credentials(
     conn: aiosqlite.Connection, username: str, credentials: Mapping[str, ScramCredentials]

@@ -42,6 +42,7 @@ def write_config(
     tables: dict[str, dict[str, Any]] = {
         "c2s": {"host": "127.0.0.1", "port": 0},
         "storage": {"database": str(directory / "chorus.db")},
+        "admin": {"socket": str(directory / "admin.sock")},
         "tls": {"required": True, "cert": str(cert), "key": str(key)},
         # The minimum keeps account creation quick; logins cost the same either way.
         "auth": {"scram_iterations": 4096},

@@ -1,0 +1,73 @@
+"""What every admin command shares: its error type, its registry entry, and reading the user
+and contact names it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chorus_presence.server.context import ServerContext
+from chorus_presence.xmpp.errors import StanzaError
+from chorus_presence.xmpp.jid import JID, JIDError
+
+
+class AdminError(Exception):
+    """A refused admin request; the message is one line fit to show to the operator."""
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Callable[..., Awaitable[Any]]
+    # True when the command needs only the database, not who is online, so the command line
+    # may run it in-process while the server is stopped.
+    offline_safe: bool = True
+
+
+def user_jid(ctx: ServerContext, text: str) -> JID:
+    """The bare JID that USER names: a localpart, or a bare JID on this server's domain."""
+    jid = _jid(text, ctx.domain, "username")
+    if jid.local is None or not jid.is_bare:
+        raise AdminError(f"bad username: {text!r} is not a localpart or a bare JID")
+    if jid.domain != ctx.domain:
+        raise AdminError(f"bad username: {jid} is not on this server's domain {ctx.domain}")
+    return jid
+
+
+async def existing_user(ctx: ServerContext, text: str) -> JID:
+    jid = user_jid(ctx, text)
+    assert jid.local is not None
+    if not await ctx.accounts.exists(jid.local):
+        raise AdminError(f"no such user: {jid}")
+    return jid
+
+
+async def existing_username(ctx: ServerContext, text: str) -> str:
+    """The normalised localpart of an existing account."""
+    jid = await existing_user(ctx, text)
+    assert jid.local is not None
+    return jid.local
+
+
+def contact_jid(ctx: ServerContext, text: str) -> JID:
+    """A contact's bare JID; a localpart alone names a user of this server."""
+    jid = _jid(text, ctx.domain, "contact")
+    if not jid.is_bare:
+        raise AdminError(f"bad contact: {text!r} is not a bare JID")
+    return jid
+
+
+def error_message(error: AdminError | StanzaError) -> str:
+    """The one line the operator sees for a refused request."""
+    if isinstance(error, StanzaError):
+        return error.text or error.condition
+    return str(error)
+
+
+def _jid(text: str, domain: str, what: str) -> JID:
+    # '@' and '/' cannot occur in a localpart, so without them the text is one.
+    is_localpart = "@" not in text and "/" not in text
+    try:
+        return JID(text, domain) if is_localpart else JID.parse(text)
+    except JIDError as error:
+        raise AdminError(f"bad {what}: {error}") from None

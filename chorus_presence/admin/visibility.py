@@ -1,0 +1,73 @@
+"""Admin commands on who may see a user's presence: the policy, the allowed, blocked and
+pending lists, and presence automation. Each change is the visibility service's own, so the
+contacts concerned see (or stop seeing) the user at once.
+"""
+
+from __future__ import annotations
+
+from chorus_presence.admin.common import AdminError, Command, contact_jid, existing_username
+from chorus_presence.server.context import ServerContext
+from chorus_presence.services.visibility import POLICIES, VisibilityOverview
+
+
+async def show(ctx: ServerContext, user: str) -> dict[str, object]:
+    owner = await existing_username(ctx, user)
+    overview = await ctx.visibility.overview(owner)
+    return {
+        "user": f"{owner}@{ctx.domain}",
+        "policy": overview.policy,
+        "away_when_offline": overview.away_when_offline,
+        "pending": _requests(overview),
+        "allowed": overview.allowed,
+        "blocked": overview.blocked,
+    }
+
+
+async def pending(ctx: ServerContext, user: str) -> list[dict[str, str | None]]:
+    return _requests(await ctx.visibility.overview(await existing_username(ctx, user)))
+
+
+async def policy(ctx: ServerContext, user: str, policy: str) -> dict[str, object]:
+    if policy not in POLICIES:
+        raise AdminError(f"the policy is one of {', '.join(POLICIES)}, not {policy!r}")
+    await ctx.visibility.set_policy(await existing_username(ctx, user), policy)
+    return await show(ctx, user)
+
+
+async def allow(ctx: ServerContext, user: str, contact: str) -> dict[str, object]:
+    owner = await existing_username(ctx, user)
+    await ctx.visibility.allow(owner, str(contact_jid(ctx, contact)))
+    return await show(ctx, user)
+
+
+async def block(ctx: ServerContext, user: str, contact: str) -> dict[str, object]:
+    owner = await existing_username(ctx, user)
+    await ctx.visibility.block(owner, str(contact_jid(ctx, contact)))
+    return await show(ctx, user)
+
+
+async def accept(ctx: ServerContext, user: str, contact: str) -> dict[str, object]:
+    owner = await existing_username(ctx, user)
+    await ctx.visibility.accept(owner, str(contact_jid(ctx, contact)))
+    return await show(ctx, user)
+
+
+async def automation(ctx: ServerContext, user: str, enabled: bool) -> dict[str, object]:
+    """Presence automation: contacts see "Away, Not logged in" while the user is offline."""
+    await ctx.visibility.set_away_when_offline(await existing_username(ctx, user), enabled)
+    return await show(ctx, user)
+
+
+def _requests(overview: VisibilityOverview) -> list[dict[str, str | None]]:
+    return [{"jid": request.contact, "status": request.status} for request in overview.pending]
+
+
+COMMANDS = {
+    "visibility.show": Command(show),
+    "visibility.pending": Command(pending),
+    "visibility.policy": Command(policy),
+    "visibility.allow": Command(allow),
+    "visibility.block": Command(block),
+    "visibility.accept": Command(accept),
+    "visibility.automation": Command(automation),
+}

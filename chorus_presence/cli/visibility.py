@@ -1,0 +1,132 @@
+"""`chorus-presence visibility ...`: who may see a user's presence, as the user sets it.
+
+The same service as the users' own clients and ad-hoc commands, so each change reaches the
+contacts concerned at once (a blocked contact receives unsubscribed and unavailable).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+
+from chorus_presence.cli.common import console, json_option, print_json, user_argument, yes_no
+from chorus_presence.cli.connection import call
+from chorus_presence.config import Config
+
+POLICIES = ("ask", "everyone", "nobody")
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "visibility",
+        help="who may see a user's presence",
+        description="A user's visibility policy, allowed, blocked and pending lists, and"
+        " presence automation.",
+    )
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+
+    show = actions.add_parser(
+        "show", help="settings and lists", description="Show the policy and the three lists."
+    )
+    user_argument(show)
+    json_option(show)
+    show.set_defaults(handler=_run, command="visibility.show")
+
+    pending = actions.add_parser(
+        "pending", help="unanswered requests", description="List unanswered requests."
+    )
+    user_argument(pending)
+    json_option(pending)
+    pending.set_defaults(handler=_pending)
+
+    policy = actions.add_parser(
+        "policy",
+        help="how requests are answered",
+        description="ask: requests wait for the user; everyone: approved unless blocked;"
+        " nobody: refused unless allowed in advance. Applies at once to pending requests.",
+    )
+    user_argument(policy)
+    policy.add_argument("policy", choices=POLICIES)
+    json_option(policy)
+    policy.set_defaults(handler=_run, command="visibility.policy")
+
+    for name, summary, description in (
+        (
+            "allow",
+            "let a contact see the user",
+            "Move a contact to the allowed list: approved, or pre-approved if they have not asked.",
+        ),
+        (
+            "block",
+            "keep a contact from seeing the user",
+            "Move a contact to the blocked list: a pending request is refused, a subscription"
+            " cancelled (the contact sees the user go unavailable), later requests refused.",
+        ),
+        ("accept", "approve a pending request", "Approve a contact's pending request."),
+    ):
+        action = actions.add_parser(name, help=summary, description=description)
+        user_argument(action)
+        user_argument(action, "contact")
+        json_option(action)
+        action.set_defaults(handler=_run, command=f"visibility.{name}")
+
+    automation = actions.add_parser(
+        "automation",
+        help='"Away" while not logged in',
+        description="on: while the user has no resource online, contacts see Away, 'Not"
+        " logged in' instead of offline.",
+    )
+    user_argument(automation)
+    automation.add_argument("state", choices=("on", "off"))
+    json_option(automation)
+    automation.set_defaults(handler=_automation)
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    arguments = {"user": args.user}
+    for name in ("contact", "policy"):
+        if name in args:
+            arguments[name] = getattr(args, name)
+    _print(args, call(config, args.command, **arguments))
+    return 0
+
+
+def _automation(args: argparse.Namespace, config: Config) -> int:
+    overview = call(config, "visibility.automation", user=args.user, enabled=args.state == "on")
+    _print(args, overview)
+    return 0
+
+
+def _pending(args: argparse.Namespace, config: Config) -> int:
+    requests = call(config, "visibility.pending", user=args.user)
+    if args.json:
+        print_json(requests)
+        return 0
+    console.print(f"{len(requests)} pending", soft_wrap=True)
+    _requests(requests)
+    return 0
+
+
+def _print(args: argparse.Namespace, overview: dict) -> None:
+    if args.json:
+        print_json(overview)
+        return
+    console.print(
+        f"{escape(overview['user'])}: policy {overview['policy']}, 'Away' while not logged in:"
+        f" {yes_no(overview['away_when_offline'])}",
+        soft_wrap=True,
+    )
+    console.print(f"Pending ({len(overview['pending'])})", soft_wrap=True)
+    _requests(overview["pending"])
+    for name in ("allowed", "blocked"):
+        contacts = overview[name]
+        console.print(f"{name.capitalize()} ({len(contacts)})", soft_wrap=True)
+        for contact in contacts:
+            console.print(f"  {escape(contact)}", soft_wrap=True)
+
+
+def _requests(requests: list[dict]) -> None:
+    for request in requests:
+        status = f": {escape(request['status'])}" if request["status"] else ""
+        console.print(f"  {escape(request['jid'])}{status}", soft_wrap=True)
