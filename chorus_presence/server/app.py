@@ -139,6 +139,12 @@ class Server:
                 self.web = WebListener(self.ctx)
                 await self.web.start()
         except BaseException:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            if self.metrics_endpoint is not None:
+                await self.metrics_endpoint.stop()
+                self.metrics_endpoint = None
             if self.admin_channel is not None:
                 await self.admin_channel.stop()
                 self.admin_channel = None
