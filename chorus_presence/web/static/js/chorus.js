@@ -1,0 +1,184 @@
+// The product's features over the XMPP interfaces every other client uses: roster (RFC 6121),
+// presence states, visibility and routing (docs/protocol.md), so the portal, stock clients and
+// the command line always agree.
+
+import { NS, child, children, text, x } from "./xml.js";
+
+export const STATES = [
+  { id: "available", label: "Available", tone: "available" },
+  { id: "away", label: "Away", tone: "away" },
+  { id: "dnd", label: "Do Not Disturb", tone: "busy" },
+  { id: "brb", label: "Be Right Back", tone: "away" },
+  { id: "busy", label: "Busy", tone: "busy" },
+  { id: "in-meeting", label: "In Meeting", tone: "busy" },
+];
+
+// The status text the server adds when none is given; showing it again next to the state
+// label would only repeat it.
+const DEFAULT_STATUS = {
+  brb: "Be Right Back",
+  dnd: "Do Not Disturb",
+  busy: "Busy",
+  "in-meeting": "In a meeting",
+};
+
+const SHOW_TO_STATE = { chat: "available", away: "away", xa: "away", dnd: "dnd" };
+
+export const ROUTING_STATES = [
+  ...STATES.map(({ id, label }) => ({ id, label })),
+  { id: "offline", label: "Not logged in" },
+];
+
+export const DEVICE_KINDS = [
+  { id: "desk-phone", label: "Desk phone" },
+  { id: "mobile", label: "Mobile" },
+  { id: "softphone", label: "Softphone" },
+  { id: "voicemail", label: "Voicemail" },
+  { id: "other", label: "Other" },
+];
+
+export function stateInfo(id) {
+  return STATES.find((state) => state.id === id) || STATES[0];
+}
+
+export function kindLabel(id) {
+  return DEVICE_KINDS.find((kind) => kind.id === id)?.label || id;
+}
+
+/** What an available presence says: {state, label, tone, status}. */
+export function readPresence(stanza) {
+  const explicit = text(stanza, "state", NS.state);
+  const show = text(stanza, "show");
+  const status = text(stanza, "status") || "";
+  if (explicit === "offline") {
+    // Presence automation: the seed shows such users as Away, with the server's note.
+    return { state: "offline", label: "Away", tone: "away", status: status || "Not logged in" };
+  }
+  const info = stateInfo(explicit || SHOW_TO_STATE[show] || "available");
+  const shown = status === DEFAULT_STATUS[info.id] ? "" : status;
+  return { state: info.id, label: info.label, tone: info.tone, status: shown };
+}
+
+export function presenceStanza(state, status) {
+  return x(
+    "presence",
+    {},
+    x("state", { xmlns: NS.state }, state),
+    status ? x("status", {}, status) : null,
+  );
+}
+
+// Roster (RFC 6121 section 2)
+
+export function readRosterItem(node) {
+  return {
+    jid: node.getAttribute("jid").toLowerCase(),
+    name: node.getAttribute("name") || "",
+    subscription: node.getAttribute("subscription") || "none",
+    ask: node.getAttribute("ask") === "subscribe",
+  };
+}
+
+export async function getRoster(client) {
+  const result = await client.iq("get", x("query", { xmlns: NS.roster }));
+  return children(child(result, "query", NS.roster), "item", NS.roster).map(readRosterItem);
+}
+
+/** Adding a contact is asking to see their presence: a roster item, then a request. */
+export async function addContact(client, jid) {
+  await client.iq("set", x("query", { xmlns: NS.roster }, x("item", { jid })));
+  client.send(x("presence", { to: jid, type: "subscribe" }));
+}
+
+export async function removeContact(client, jid) {
+  await client.iq(
+    "set",
+    x("query", { xmlns: NS.roster }, x("item", { jid, subscription: "remove" })),
+  );
+}
+
+// Visibility (urn:chorus:visibility:0)
+
+function readVisibility(node) {
+  const list = (name) => children(child(node, name, NS.visibility), "contact", NS.visibility);
+  return {
+    policy: node.getAttribute("policy") || "ask",
+    awayWhenOffline: node.getAttribute("away-when-offline") === "true",
+    pending: list("pending").map((item) => ({
+      jid: item.getAttribute("jid"),
+      status: text(item, "status", NS.visibility) || text(item, "status") || "",
+    })),
+    allowed: list("allowed").map((item) => item.getAttribute("jid")),
+    blocked: list("blocked").map((item) => item.getAttribute("jid")),
+  };
+}
+
+export async function getVisibility(client) {
+  const result = await client.iq("get", x("visibility", { xmlns: NS.visibility }));
+  return readVisibility(child(result, "visibility", NS.visibility));
+}
+
+export async function setVisibility(client, { policy, awayWhenOffline }) {
+  const result = await client.iq(
+    "set",
+    x("visibility", {
+      xmlns: NS.visibility,
+      policy,
+      "away-when-offline": awayWhenOffline === undefined ? undefined : String(awayWhenOffline),
+    }),
+  );
+  return readVisibility(child(result, "visibility", NS.visibility));
+}
+
+/** action: "accept", "block" or "allow". */
+export async function changeVisibility(client, action, jid) {
+  await client.iq("set", x(action, { xmlns: NS.visibility, jid }));
+}
+
+// Routing (urn:chorus:routing:0)
+
+export async function getRouting(client) {
+  const result = await client.iq("get", x("routing", { xmlns: NS.routing }));
+  const node = child(result, "routing", NS.routing);
+  const map = {};
+  for (const item of children(node, "map", NS.routing)) {
+    map[item.getAttribute("state")] = item.getAttribute("device");
+  }
+  return {
+    enabled: node.getAttribute("enabled") === "true",
+    defaultDevice: node.getAttribute("default") || "",
+    devices: children(node, "device", NS.routing).map((item) => ({
+      name: item.getAttribute("name"),
+      kind: item.getAttribute("kind"),
+    })),
+    map,
+  };
+}
+
+/** Replaces the whole configuration, as the protocol defines a set. */
+export async function setRouting(client, config) {
+  const payload = x(
+    "routing",
+    {
+      xmlns: NS.routing,
+      enabled: String(config.enabled),
+      default: config.defaultDevice || undefined,
+    },
+    config.devices.map((device) => x("device", { name: device.name, kind: device.kind })),
+    ROUTING_STATES.filter((state) => config.map[state.id]).map((state) =>
+      x("map", { state: state.id, device: config.map[state.id] }),
+    ),
+  );
+  await client.iq("set", payload);
+}
+
+export async function getRoute(client, jid) {
+  const result = await client.iq("get", x("route", { xmlns: NS.routing }), jid);
+  const node = child(result, "route", NS.routing);
+  return {
+    jid: node.getAttribute("jid"),
+    state: node.getAttribute("state"),
+    device: node.getAttribute("device") || "",
+    kind: node.getAttribute("kind") || "",
+  };
+}
