@@ -235,6 +235,11 @@ async def _serve(config: Config) -> int:
         f" (TLS {'required' if config.tls.required else 'optional'})",
         flush=True,
     )
+    if server.web is not None:
+        print(f"web portal on http://{config.web.host}:{server.web.port}/", flush=True)
+    if server.metrics_endpoint is not None:
+        port = server.metrics_endpoint.port
+        print(f"metrics on http://{config.metrics.host}:{port}/metrics", flush=True)
     await stop.wait()
     log.info("shutting down")
     await server.stop()
