@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 READ_SIZE = 65536
 BIND_PAYLOAD = ns.qname(ns.BIND, "bind")
 KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+CLOSE_WAIT_SECONDS = 1.0
 
 
 class ClientStream:
@@ -68,6 +69,9 @@ class ClientStream:
         self.address = peer[0] if isinstance(peer, tuple) else str(peer)
         self._admitted = False
         self._inbound = ctx.limits.inbound_bucket()
+        self._header_deadline = (
+            asyncio.get_running_loop().time() + ctx.config.limits.header_timeout
+        )
         self.stream_id = secrets.token_urlsafe(12)
         # A WebSocket behind a TLS proxy (or on loopback) starts out secure; TCP needs STARTTLS.
         self.tls_active = secure
@@ -205,7 +209,10 @@ class ClientStream:
             else:
                 timeout = liveness.ping_timeout if pinged else liveness.ping_after
             if not self._header_received:
-                timeout = min(timeout, limits.header_timeout)
+                # A deadline for the whole header, so trickling it byte by byte does not help.
+                timeout = min(timeout, self._header_deadline - loop.time())
+            if timeout <= 0:
+                raise StreamError("connection-timeout", "Negotiation took too long")
             try:
                 data = await asyncio.wait_for(self._reader.read(READ_SIZE), timeout)
             except TimeoutError:
@@ -404,6 +411,9 @@ class ClientStream:
         self._restart_stream()
 
     def _restart_stream(self) -> None:
+        self._header_deadline = (
+            asyncio.get_running_loop().time() + self.ctx.config.limits.header_timeout
+        )
         self._parser = self._new_parser()
         self._header_received = False
         self._header_sent = False
@@ -476,9 +486,11 @@ class ClientStream:
             return
         self._auth_failures += 1
         self.ctx.metrics.auth_failures.inc()
-        self.ctx.limits.failed_logins_by_address.failed(self.address)
-        if step.attempted_user:
-            self.ctx.limits.failed_logins_by_account.failed(step.attempted_user)
+        if step.condition != "temporary-auth-failure":
+            # A refusal by the throttle itself checked no password, so it adds no failure.
+            self.ctx.limits.failed_logins_by_address.failed(self.address)
+            if step.attempted_user:
+                self.ctx.limits.failed_logins_by_account.failed(step.attempted_user)
         log.warning(
             "authentication failure (%s) for %s from %s",
             step.condition,
@@ -543,8 +555,13 @@ class ClientStream:
                     log.exception("session end hook failed for %s", self.jid)
         self._closed = True
         self._writer.close()
-        with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
-            await self._writer.wait_closed()
+        try:
+            # A peer stalled in a TLS handshake never lets the close finish: do not wait forever.
+            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_WAIT_SECONDS)
+        except TimeoutError:
+            self._writer.transport.abort()
+        except (ConnectionError, ssl.SSLError, OSError):
+            pass
         log.info("stream %s ended: %s", self.stream_id, reason)
 
 

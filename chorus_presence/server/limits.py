@@ -8,8 +8,9 @@ of distinct addresses cannot grow the server's memory.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from time import monotonic
 
 from chorus_presence.config import LimitsConfig
 
@@ -95,17 +96,35 @@ class ConnectionLimiter:
 
 
 class FailureThrottle:
-    """At most `allowed` failed logins per key within `window` seconds; then none succeed
-    until the window has passed, whatever the password."""
+    """At most `allowed` failed logins per key within any `window` seconds; past that, none
+    succeed until the oldest failure leaves the window, whatever the password."""
 
     def __init__(self, allowed: int, window: float) -> None:
-        self._buckets = KeyedBuckets(allowed / window, allowed)
+        self.allowed = allowed
+        self.window = window
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def throttled(self, key: str) -> bool:
-        return self._buckets.bucket(key).available() < 1
+        failures = self._failures.get(key)
+        if failures is None:
+            return False
+        self._expire(failures)
+        return len(failures) >= self.allowed
 
     def failed(self, key: str) -> None:
-        self._buckets.bucket(key).take(1)
+        failures = self._failures.pop(key, None)
+        if failures is None:
+            # The oldest `allowed` failures are all that matter.
+            failures = deque(maxlen=self.allowed)
+            if len(self._failures) >= MAX_KEYS:
+                self._failures.popitem(last=False)
+        failures.append(monotonic())
+        self._failures[key] = failures
+
+    def _expire(self, failures: deque[float]) -> None:
+        horizon = monotonic() - self.window
+        while failures and failures[0] <= horizon:
+            failures.popleft()
 
 
 class Limits:

@@ -191,7 +191,12 @@ class Router:
         """Answer a stanza with an error, never an error with an error (RFC 6120 section 8.3)."""
         if stanza.get("type") == "error":
             return
-        reply_from = stanza.get("to") or (str(session.jid.bare) if session.jid else self.domain)
+        reply_from = stanza.get("to")
+        if reply_from is not None and error.condition == "jid-malformed":
+            # RFC 6120 section 8.3.1: an error never carries a malformed address back.
+            reply_from = self.domain
+        if reply_from is None:
+            reply_from = str(session.jid.bare) if session.jid else self.domain
         session.send_bytes(serialize(error_reply(stanza, error, from_=reply_from)))
 
 

@@ -197,9 +197,9 @@ class PresenceService:
         setting changed)."""
         if self.available(user):
             return
-        presence = self.offline_presence(user) or element(
-            "presence", {"type": "unavailable", "from": str(user)}
-        )
+        presence = self.offline_presence(user)
+        if presence is None:
+            presence = element("presence", {"type": "unavailable", "from": str(user)})
         self._to_subscribers(user, await self.ctx.rosters.roster(user.local), presence)
 
     # Internals

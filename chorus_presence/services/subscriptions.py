@@ -29,6 +29,8 @@ MAX_STATUS_CHARS = 1024
 class _Exchange:
     """What one subscription exchange changes, collected before anything is committed."""
 
+    # A cancellation across an XEP-0191 block changes both rosters but sends nothing across.
+    blocked: bool = False
     changes: RosterChanges = field(default_factory=RosterChanges)
     deliveries: list[tuple[JID, Element]] = field(default_factory=list)
     visibility: list[tuple[JID, JID, bool]] = field(default_factory=list)
@@ -64,11 +66,13 @@ class _Exchange:
             self.changes.pending_remove.append((owner, contact))
 
     def deliver(self, recipient: JID, kind: str, sender: JID, status: str | None = None) -> None:
+        if self.blocked:
+            return
         self.deliveries.append((recipient, subscription_stanza(kind, sender, recipient, status)))
 
     def seeing(self, watcher: JID, contact: JID, before: SubState, after: SubState) -> None:
         was, now = before.subscription in SEES, after.subscription in SEES
-        if was != now:
+        if was != now and not self.blocked:
             self.visibility.append((watcher, contact, now))
 
 
@@ -128,7 +132,12 @@ class SubscriptionService:
 
     async def exchange(self, user: JID, contact: JID, kind: str, status: str | None = None) -> None:
         rosters = self.ctx.rosters
-        work = _Exchange()
+        blocked = self.ctx.router.blocked_either(user, contact)
+        if blocked and kind in ("subscribe", "subscribed"):
+            # XEP-0191: nothing that would grant a view of presence crosses a block, whichever
+            # side set it; neither roster changes, so the two stay in step (RFC 6121 App. A).
+            return
+        work = _Exchange(blocked=blocked)
         async with rosters.lock:
             user_roster = await rosters.roster(user.local)
             contact_key, user_key = str(contact), str(user)
@@ -137,10 +146,7 @@ class SubscriptionService:
             work.record(user.local, user_roster, contact_key, user_before, sent.state)
             user_after = sent.state
             decision = None
-            if sent.route and self.ctx.router.blocked_either(user, contact):
-                # XEP-0191: no subscription stanza crosses a block, whichever side set it.
-                decision = "drop"
-            elif sent.route and kind == "subscribe":
+            if sent.route and kind == "subscribe":
                 decision = await self._decide(contact, user)
             if decision == "drop":
                 pass

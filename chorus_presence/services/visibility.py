@@ -143,14 +143,17 @@ class VisibilityService:
         if owner.local is None:
             return None
         requester_text = str(requester.bare)
+        roster = await self.ctx.rosters.roster(owner.local)
+        item = roster.items.get(requester_text)
+        if item is not None and item.subscription in SENDS_TO:
+            # Already allowed: RFC 6121 section 3.1.3 answers subscribed and changes nothing.
+            return None
         if await self.blocks.contains(owner.local, requester_text):
             return "refuse"
         policy = (await self.settings.get(owner.local)).visibility_policy
         if policy == "everyone":
             return "approve"
         if policy == "nobody":
-            roster = await self.ctx.rosters.roster(owner.local)
-            item = roster.items.get(requester_text)
             if item is not None and item.approved:
                 return None
             await self.blocks.add(owner.local, requester_text)

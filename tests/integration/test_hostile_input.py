@@ -257,11 +257,6 @@ async def test_invalid_to_gets_jid_malformed_and_the_stream_goes_on(
     await still_serving(users)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Router.send_error sets the error's 'from' to the stanza's malformed 'to', which "
-    "RFC 6120 section 8.3.1 rule 2 excludes (no malformed JID in an error's addresses)",
-)
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_an_error_never_carries_the_malformed_address(users: Harness) -> None:
     raw, _jid = await login(users, "alice")

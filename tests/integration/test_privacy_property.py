@@ -475,14 +475,6 @@ def available_from(peer: Peer, sender: str) -> list[etree._Element]:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a subscription cancelled while an XEP-0191 block stands is applied to the owner's "
-    "roster only (SubscriptionService.exchange drops the stanza at the block after the "
-    "sender's side is committed); the watcher keeps 'to'/'both', so once the block is lifted "
-    "BlockingService._visibility and PresenceService.on_probe, which read the watcher's "
-    "roster, show the watcher the owner's presence",
-)
 @pytest.mark.parametrize("blocker", ["owner", "watcher"])
 @pytest.mark.parametrize("withdrawal", ["presence-block", "unsubscribed"])
 @pytest.mark.server_config(tls={"required": False})
@@ -517,13 +509,6 @@ async def test_sight_withdrawn_behind_a_full_block_stays_withdrawn(
     assert not leaked, f"the watcher saw {etree.tostring(leaked[0])!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="VisibilityService.request_policy refuses, under policy 'nobody', a 'subscribe' from "
-    "a contact who already has a subscription (RFC 6121 3.1.3 rule 2: auto-reply "
-    "'subscribed'): the contact loses 'to' and lands on the blocked list, but the owner keeps "
-    "'from', so the owner's presence and last activity still reach them",
-)
 @pytest.mark.server_config(tls={"required": False})
 async def test_a_repeated_request_under_policy_nobody_changes_nothing(harness: Harness) -> None:
     for name in ("owner", "watcher"):
@@ -540,13 +525,6 @@ async def test_a_repeated_request_under_policy_nobody_changes_nothing(harness: H
     assert await subscription_of(harness, "watcher", "owner") == ("both", False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SubscriptionService.exchange commits the sender's outbound state change and then "
-    "drops the stanza at an XEP-0191 block, so the two rosters disagree (RFC 6121 A: one "
-    "side's 'from' is the other's 'to'): here owner has 'from' while requester still shows "
-    "'none' with ask='subscribe' that nothing will ever answer",
-)
 @pytest.mark.server_config(tls={"required": False})
 async def test_a_subscription_stanza_across_a_block_leaves_both_rosters_agreeing(
     harness: Harness,

@@ -1,8 +1,8 @@
 """The abuse limiters of `chorus_presence.server.limits`, on a clock the tests move by hand.
 
 `TokenBucket` and `KeyedBuckets` take the clock as an argument. `ConnectionLimiter`,
-`FailureThrottle` and `Limits` build their buckets themselves, so the `clock` fixture also swaps
-the module's bucket classes for ones bound to the same hand-moved clock.
+`FailureThrottle` and `Limits` build their buckets (or read the time) themselves, so the `clock`
+fixture also swaps the module's bucket classes and clock for ones bound to the same clock.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
     monkeypatch.setattr(limits, "TokenBucket", token_bucket)
     monkeypatch.setattr(limits, "KeyedBuckets", keyed_buckets)
+    monkeypatch.setattr(limits, "monotonic", fake)
     return fake
 
 
@@ -224,12 +225,6 @@ def test_the_throttle_lifts_once_the_window_has_passed(clock: Clock) -> None:
     assert throttle.throttled("alice")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FailureThrottle is a token bucket refilling one attempt every window/allowed "
-    "seconds, so a patient guesser gets about twice `allowed` failures into one window; its "
-    "docstring and config/chorus.toml promise at most `allowed` per window",
-)
 def test_no_more_than_the_allowed_failures_within_any_window(clock: Clock) -> None:
     allowed, window = 3, 300.0
     throttle = FailureThrottle(allowed, window)
