@@ -1,0 +1,1263 @@
+#!/usr/bin/env python3
+"""Load generator for XMPP presence servers (chorus-presence, Prosody, any RFC 6120/6121 server).
+
+It speaks XMPP over raw TCP with asyncio protocols, not through an XMPP library, so that one
+process on one core can drive thousands of sessions: outside stream negotiation nothing is
+parsed as XML; it finds the bytes it needs (stanza boundaries, a few attributes, a marker in
+`<status>`) with `bytes.find` and compiled regular expressions.
+
+Scenarios, each printing one JSON line on stdout (progress goes to stderr):
+
+- `provision`: registers users in-band (XEP-0077) and builds the ring population: each of N
+  users mutually subscribed ('both') with K others, user i with i±1 ... i±K/2 mod N, through
+  real subscribe/subscribed exchanges.
+- `login`: N users connect, authenticate (PLAIN or SCRAM-SHA-1), bind, fetch the roster and
+  send initial presence, C at a time: logins/s and latency percentiles.
+- `fanout`: all N online; presence changes carry their send time in `<status>`; the offered
+  rate steps up until p99 passes the limit or anything is lost, then an unthrottled burst where
+  each user changes presence R times. Deliveries/s at the receivers, latency, exact loss.
+- `idle`: server RSS per idle logged-in session, from /proc/PID/status.
+- `ghost`: time from a client's abrupt TCP close (FIN or RST) to its contacts receiving
+  unavailable and, optionally, the same after a silent death (socket open, never read again).
+
+Usage: bench.py --port 5222 --domain localhost SCENARIO [options]; see --help of each scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import functools
+import itertools
+import json
+import math
+import re
+import resource
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_PASSWORD = "bench-secret-1"
+RESOURCE = "bench"
+RING_PREFIX = "bu"
+IDLE_PREFIX = "bi"
+# Usernames per registration connection: some servers limit how long a stream may stay
+# unauthenticated (chorus-presence: auth_timeout), so long runs reconnect now and then.
+REGISTRATIONS_PER_STREAM = 50
+
+SASL_NS = "urn:ietf:params:xml:ns:xmpp-sasl"
+STREAM_HEADER = (
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:client'"
+    " xmlns:stream='http://etherx.jabber.org/streams' to='{domain}' version='1.0'>"
+)
+
+FEATURES_END = re.compile(rb"</stream:features>|<stream:features\b[^>]*/>")
+SASL_REPLY = re.compile(rb"<(success|failure|challenge)\b[^>]*?(?:/>|>(.*?)</\1>)", re.S)
+IQ_ANY = re.compile(rb"<iq\b[^>]*?(?:/>|>.*?</iq>)", re.S)
+STANZA = re.compile(rb"<(presence|iq|message)\b[^>]*?(?:/>|>.*?</\1>)", re.S)
+ATTRIBUTE = re.compile(rb"""([\w:.-]+)\s*=\s*(?:'([^']*)'|"([^"]*)")""")
+ROSTER_ITEM = re.compile(rb"<item\b[^>]*>")
+BOUND_JID = re.compile(rb"<jid>([^<]*)</jid>")
+PING_IQ = re.compile(rb"<iq\b([^>]*)>\s*<ping\b[^>]*urn:xmpp:ping")
+STREAM_ERROR = re.compile(rb"<stream:error\b.*?</stream:error>", re.S)
+# The fan-out marker: step, sender index, sequence number, send time (perf_counter_ns).
+MARKER = re.compile(rb"<status>b (\d+) (\d+) (\d+) (\d+)</status>")
+# Longest span a marker or a ping request can have; a scanner keeps this much unmatched tail.
+MARKER_TAIL = 512
+
+
+# Pure helpers (tested in tests/unit/test_bench.py)
+
+
+def percentile(values: Sequence[float], pct: float) -> float | None:
+    """Nearest-rank percentile: the smallest value with at least pct% of values at or below it."""
+    if not 0 <= pct <= 100:
+        raise ValueError("pct must be between 0 and 100")
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_summary(latencies_ns: Sequence[int]) -> dict[str, float | None]:
+    """p50, p99 and max of latencies given in nanoseconds, in milliseconds (3 decimals)."""
+    ordered = sorted(latencies_ns)
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value / 1e6, 3)
+
+    return {
+        "p50_ms": ms(percentile(ordered, 50)),
+        "p99_ms": ms(percentile(ordered, 99)),
+        "max_ms": ms(ordered[-1] if ordered else None),
+    }
+
+
+def check_ring(users: int, contacts: int) -> None:
+    if contacts < 0 or contacts % 2:
+        raise ValueError("the number of contacts must be even and not negative")
+    if contacts >= users:
+        raise ValueError("the number of contacts must be smaller than the number of users")
+
+
+def ring_neighbours(index: int, users: int, contacts: int) -> list[int]:
+    """The contacts of user `index`: index±1 ... index±contacts/2, modulo `users`."""
+    check_ring(users, contacts)
+    found = []
+    for distance in range(1, contacts // 2 + 1):
+        found.append((index + distance) % users)
+        found.append((index - distance) % users)
+    return found
+
+
+def ring_pairs(users: int, contacts: int) -> list[tuple[int, int]]:
+    """Every mutually subscribed pair of the ring exactly once."""
+    check_ring(users, contacts)
+    return [
+        (index, (index + distance) % users)
+        for index in range(users)
+        for distance in range(1, contacts // 2 + 1)
+    ]
+
+
+def spaced_indices(users: int, count: int, spacing: int, offset: int = 0) -> list[int]:
+    """Up to `count` indices at least `spacing` apart on the ring (around it too)."""
+    if spacing <= 0:
+        raise ValueError("spacing must be positive")
+    step = max(spacing, users // max(count, 1))
+    found = []
+    for position in range(count):
+        index = offset + position * step
+        if index >= users or (found and users - index + found[0] < spacing):
+            break
+        found.append(index)
+    return found
+
+
+def attributes(stanza: bytes) -> dict[bytes, bytes]:
+    """The attributes of the first start tag in `stanza`, values as written (not unescaped)."""
+    end = stanza.find(b">")
+    tag = stanza[: end + 1] if end >= 0 else stanza
+    return {m[1]: m[2] if m[2] is not None else m[3] for m in ATTRIBUTE.finditer(tag)}
+
+
+def bare(jid: bytes) -> bytes:
+    return jid.split(b"/", 1)[0]
+
+
+def roster_items(stanza: bytes) -> list[tuple[bytes, bytes]]:
+    """(jid, subscription) of each roster item in a roster result or push."""
+    found = []
+    for match in ROSTER_ITEM.finditer(stanza):
+        attrs = attributes(match.group())
+        jid = attrs.get(b"jid")
+        if jid is not None:
+            found.append((jid, attrs.get(b"subscription", b"none")))
+    return found
+
+
+def marker_presence(step: int, sender: int, seq: int, sent_ns: int) -> bytes:
+    return b"<presence><status>b %d %d %d %d</status></presence>" % (step, sender, seq, sent_ns)
+
+
+def quote(value: bytes) -> bytes:
+    """An attribute value, echoed back as received, in quotes it cannot contain."""
+    return b'"' + value + b'"' if b"'" in value else b"'" + value + b"'"
+
+
+def count_loss(counts: Sequence[int], expected_each: int) -> tuple[int, int]:
+    """(lost, duplicated) deliveries, given how often each message was received."""
+    lost = sum(expected_each - c for c in counts if c < expected_each)
+    duplicated = sum(c - expected_each for c in counts if c > expected_each)
+    return lost, duplicated
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of process `pid` in KiB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise ValueError(f"no VmRSS for process {pid}")
+
+
+class StanzaSplitter:
+    """Cuts a byte stream (after the stream header) into top-level stanzas, by pattern.
+
+    Good enough for server output: stanzas never nest a stanza of their own kind, and a stanza
+    split between reads waits for the rest.
+    """
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self.pending + data if self.pending else data
+        found = []
+        end = 0
+        for match in STANZA.finditer(buffer):
+            found.append(match.group())
+            end = match.end()
+        self.pending = buffer[end:]
+        return found
+
+
+class MarkerScanner:
+    """Finds a pattern in a byte stream without splitting it into stanzas.
+
+    A match may straddle two reads, so the scanner keeps the last `tail` bytes after its last
+    match; a match is never longer than `tail`, so none is missed and none is seen twice.
+    """
+
+    __slots__ = ("pattern", "pending", "tail", "window")
+
+    def __init__(self, pattern: re.Pattern[bytes], tail: int = MARKER_TAIL) -> None:
+        self.pattern = pattern
+        self.tail = tail
+        self.pending = b""
+        # The bytes scanned by the last feed(), for cheap secondary checks.
+        self.window = b""
+
+    def feed(self, data: bytes) -> list[re.Match[bytes]]:
+        buffer = self.pending + data if self.pending else data
+        found = list(self.pattern.finditer(buffer))
+        end = found[-1].end() if found else 0
+        self.pending = buffer[max(end, len(buffer) - self.tail) :]
+        self.window = buffer
+        return found
+
+
+# Connections
+
+
+class XmppError(Exception):
+    """The server refused something or broke the stream; the message says what came back."""
+
+
+@dataclass(slots=True)
+class Watch:
+    """Contacts still waiting for a user's unavailable presence, since `start_ns`."""
+
+    start_ns: int
+    waiting: set[int]
+    delays_ns: list[int] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(slots=True)
+class Step:
+    """One batch of marked presence changes, counted at the receivers."""
+
+    step_id: int
+    changes: int
+    contacts: int
+    counts: list[int]
+    latencies: list[int] = field(default_factory=list)
+    received: int = 0
+    first_tx: int = 0
+    last_rx: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def expected(self) -> int:
+        return self.changes * self.contacts
+
+
+class Run:
+    """What every connection of one scenario shares: the target and the measurements."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.host: str = args.host
+        self.port: int = args.port
+        self.domain: str = args.domain
+        self.password: str = args.password
+        self.timeout: float = args.timeout
+        self.header = STREAM_HEADER.format(domain=self.domain).encode()
+        self.last_rx = time.perf_counter()
+        self.errors: list[str] = []
+        self.disconnects = 0
+        self.expect_disconnect: set[int] = set()
+        self.watches: dict[bytes, Watch] = {}
+        self.steps: dict[bytes, Step] = {}
+
+    def jid(self, user: str) -> bytes:
+        return f"{user}@{self.domain}".encode()
+
+    def note_error(self, message: str) -> None:
+        if len(self.errors) < 20:
+            self.errors.append(message)
+
+
+class Conn(asyncio.Protocol):
+    """One client connection: negotiation by pattern, then a per-scenario byte handler."""
+
+    def __init__(self, run: Run, index: int, user: str) -> None:
+        self.run = run
+        self.index = index
+        self.index_bytes = str(index).encode()
+        self.user = user
+        self.full_jid = b""
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.pos = 0
+        self.pattern: re.Pattern[bytes] | None = None
+        self.waiter: asyncio.Future[re.Match[bytes]] | None = None
+        self.on_data: Callable[[Conn, bytes], None] | None = None
+        self.splitter = StanzaSplitter()
+        self.scanner = MarkerScanner(MARKER)
+        self.pending: dict[bytes, asyncio.Future[bytes]] = {}
+        self.answered_pings: set[bytes] = set()
+        self.roster: dict[bytes, bytes] = {}
+        self.ids = itertools.count(1)
+        self.auto_accept = False
+        self.silent = False
+        self.closing = False
+        self.lost = False
+        self.error: str | None = None
+        self.last_tx = 0
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.run.last_rx = time.perf_counter()
+        if b"<stream:error" in data or b"</stream:stream>" in data:
+            self._stream_ended(data)
+            if self.closing and self.transport is not None:
+                self.transport.close()
+        if self.on_data is not None:
+            self.on_data(self, data)
+            return
+        self.buffer += data
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return
+        assert self.pattern is not None
+        match = self.pattern.search(self.buffer, self.pos)
+        if match is not None:
+            self.pos = match.end()
+            waiter.set_result(match)
+        elif self.error is not None:
+            waiter.set_exception(XmppError(self.error))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.index not in self.run.expect_disconnect and self.on_data is not None:
+            self.run.disconnects += 1
+            self.run.note_error(f"{self.user}: disconnected: {self.error or exc or 'EOF'}")
+        failure = XmppError(self.error or f"connection lost ({exc or 'EOF'})")
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(failure)
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(failure)
+        self.pending.clear()
+
+    def _stream_ended(self, data: bytes) -> None:
+        match = STREAM_ERROR.search(data)
+        text = match.group() if match else data[-300:]
+        self.error = "server ended the stream: " + text.decode("utf-8", "replace")
+
+    # Writing and negotiation
+
+    def write(self, data: bytes) -> None:
+        if not self.lost and self.transport is not None:
+            self.transport.write(data)
+            self.last_tx = time.perf_counter_ns()
+
+    async def expect(self, pattern: re.Pattern[bytes]) -> re.Match[bytes]:
+        match = pattern.search(self.buffer, self.pos)
+        if match is not None:
+            self.pos = match.end()
+            return match
+        if self.lost or self.error:
+            raise XmppError(self.error or "connection lost")
+        self.pattern = pattern
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            return await asyncio.wait_for(self.waiter, self.run.timeout)
+        except TimeoutError:
+            raise XmppError(
+                f"timed out waiting for {pattern.pattern!r}; last bytes: "
+                f"{self.buffer[-300:].decode('utf-8', 'replace')!r}"
+            ) from None
+        finally:
+            self.waiter = None
+
+    def use_handler(self, handler: Callable[[Conn, bytes], None]) -> None:
+        """Switch to `handler` for all further bytes, passing it what is not consumed yet."""
+        leftover = self.buffer[self.pos :]
+        self.buffer, self.pos = b"", 0
+        if self.on_data is stanza_data and handler is not stanza_data:
+            leftover = self.splitter.pending + leftover
+            self.splitter.pending = b""
+        self.on_data = handler
+        if leftover:
+            handler(self, leftover)
+
+    async def request(self, iq_type: bytes, payload: bytes) -> bytes:
+        """An IQ to the server; its result (or error) stanza. Needs the stanza handler."""
+        iq_id = b"q%d" % next(self.ids)
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.pending[iq_id] = future
+        self.write(b"<iq type='%s' id='%s'>%s</iq>" % (iq_type, iq_id, payload))
+        try:
+            return await asyncio.wait_for(future, self.run.timeout)
+        except TimeoutError:
+            raise XmppError(f"no answer to iq {payload[:60]!r}") from None
+        finally:
+            self.pending.pop(iq_id, None)
+
+    # Stanzas (provisioning, logins, idle sessions, ghost watching)
+
+    def handle_stanza(self, stanza: bytes) -> None:
+        attrs = attributes(stanza)
+        kind = stanza[1:3]
+        stanza_type = attrs.get(b"type")
+        if kind == b"iq":
+            if stanza_type in (b"result", b"error"):
+                future = self.pending.pop(attrs.get(b"id", b""), None)
+                if future is not None and not future.done():
+                    future.set_result(stanza)
+            elif not self.silent and stanza_type in (b"get", b"set"):
+                self._answer_iq(stanza, attrs, stanza_type)
+        elif kind == b"pr":
+            if stanza_type == b"unavailable":
+                self._unavailable(attrs.get(b"from", b""))
+            elif stanza_type == b"subscribe" and self.auto_accept:
+                sender = attrs.get(b"from")
+                if sender:
+                    self.write(b"<presence type='subscribed' to=%s/>" % quote(bare(sender)))
+
+    def _answer_iq(self, stanza: bytes, attrs: dict[bytes, bytes], stanza_type: bytes) -> None:
+        to = b" to=" + quote(attrs[b"from"]) if b"from" in attrs else b""
+        iq_id = quote(attrs.get(b"id", b""))
+        if stanza_type == b"set" and b"jabber:iq:roster" in stanza:
+            for jid, subscription in roster_items(stanza):
+                if subscription == b"remove":
+                    self.roster.pop(jid, None)
+                else:
+                    self.roster[jid] = subscription
+            self.write(b"<iq type='result' id=%s%s/>" % (iq_id, to))
+        elif b"urn:xmpp:ping" in stanza:
+            self.write(b"<iq type='result' id=%s%s/>" % (iq_id, to))
+        else:
+            self.write(
+                b"<iq type='error' id=%s%s><error type='cancel'><service-unavailable"
+                b" xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>" % (iq_id, to)
+            )
+
+    def _unavailable(self, sender: bytes) -> None:
+        watch = self.run.watches.get(bare(sender))
+        if watch is not None and self.index in watch.waiting:
+            watch.waiting.discard(self.index)
+            watch.delays_ns.append(time.perf_counter_ns() - watch.start_ns)
+            if not watch.waiting:
+                watch.done.set()
+
+    def answer_pings(self, window: bytes) -> None:
+        """Answer server pings seen by the fast path, once each."""
+        for match in PING_IQ.finditer(window):
+            attrs = attributes(b"<iq" + match[1] + b">")
+            iq_id = attrs.get(b"id", b"")
+            if iq_id in self.answered_pings:
+                continue
+            self.answered_pings.add(iq_id)
+            to = b" to=" + quote(attrs[b"from"]) if b"from" in attrs else b""
+            self.write(b"<iq type='result' id=%s%s/>" % (quote(iq_id), to))
+
+    def close(self) -> None:
+        """Close the stream and let the server close the TCP connection (RFC 6120 4.4).
+
+        Waiting for the server's closing tag keeps a busy server from writing into a socket
+        the client already shut, which would turn into a reset instead of a clean close.
+        """
+        self.run.expect_disconnect.add(self.index)
+        if self.lost or self.transport is None or self.closing:
+            return
+        self.closing = True
+        self.transport.write(b"</stream:stream>")
+
+    def close_abruptly(self, *, reset: bool) -> None:
+        """Drop the TCP connection without closing the stream: FIN, or RST when `reset`."""
+        self.run.expect_disconnect.add(self.index)
+        assert self.transport is not None
+        if reset:
+            sock = self.transport.get_extra_info("socket")
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+
+def stanza_data(conn: Conn, data: bytes) -> None:
+    for stanza in conn.splitter.feed(data):
+        conn.handle_stanza(stanza)
+
+
+def fanout_data(conn: Conn, data: bytes) -> None:
+    """The fast path: markers counted and timed, everything else skipped unparsed."""
+    now = time.perf_counter_ns()
+    steps = conn.run.steps
+    me = conn.index_bytes
+    for match in conn.scanner.feed(data):
+        step_key, sender, seq, sent = match.groups()
+        if sender == me:
+            # A server may echo a presence to its sender's own resource; not a delivery.
+            continue
+        step = steps.get(step_key)
+        if step is None:
+            continue
+        step.counts[int(seq)] += 1
+        step.latencies.append(now - int(sent))
+        step.received += 1
+        step.last_rx = now
+        if step.received >= step.expected:
+            step.done.set()
+    if b"urn:xmpp:ping" in conn.scanner.window:
+        conn.answer_pings(conn.scanner.window)
+
+
+# Building blocks
+
+
+async def connect(run: Run, index: int, user: str) -> Conn:
+    loop = asyncio.get_running_loop()
+    try:
+        _, conn = await asyncio.wait_for(
+            loop.create_connection(lambda: Conn(run, index, user), run.host, run.port),
+            run.timeout,
+        )
+    except TimeoutError:
+        raise XmppError("timed out connecting") from None
+    return conn
+
+
+async def authenticate(conn: Conn, mechanism: str) -> None:
+    run = conn.run
+    if mechanism == "PLAIN":
+        token = base64.b64encode(f"\0{conn.user}\0{run.password}".encode())
+        conn.write(b"<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (SASL_NS.encode(), token))
+        reply = await conn.expect(SASL_REPLY)
+        if reply[1] != b"success":
+            raise XmppError(f"PLAIN refused: {reply.group().decode('utf-8', 'replace')}")
+        return
+    from scramp import ScramClient
+
+    client = ScramClient([mechanism], conn.user, run.password)
+    first = base64.b64encode(client.get_client_first().encode())
+    conn.write(
+        b"<auth xmlns='%s' mechanism='%s'>%s</auth>" % (SASL_NS.encode(), mechanism.encode(), first)
+    )
+    reply = await conn.expect(SASL_REPLY)
+    if reply[1] != b"challenge":
+        raise XmppError(f"{mechanism} refused: {reply.group().decode('utf-8', 'replace')}")
+    client.set_server_first(base64.b64decode(reply[2] or b"").decode())
+    final = base64.b64encode(client.get_client_final().encode())
+    conn.write(b"<response xmlns='%s'>%s</response>" % (SASL_NS.encode(), final))
+    reply = await conn.expect(SASL_REPLY)
+    if reply[1] == b"challenge":
+        # RFC 6120 allows the server-final message in a challenge, answered by an empty response.
+        client.set_server_final(base64.b64decode(reply[2] or b"").decode())
+        conn.write(b"<response xmlns='%s'/>" % SASL_NS.encode())
+        reply = await conn.expect(SASL_REPLY)
+        if reply[1] != b"success":
+            raise XmppError(f"{mechanism} failed: {reply.group().decode('utf-8', 'replace')}")
+    elif reply[1] == b"success":
+        client.set_server_final(base64.b64decode(reply[2] or b"").decode())
+    else:
+        raise XmppError(f"{mechanism} failed: {reply.group().decode('utf-8', 'replace')}")
+
+
+async def login(
+    run: Run,
+    index: int,
+    user: str,
+    *,
+    mechanism: str = "PLAIN",
+    auto_accept: bool = False,
+    bind: bool = True,
+) -> Conn:
+    """Connect, authenticate, bind, get the roster, send initial presence.
+
+    Done when the server answers a ping sent after the initial presence: it handles a session's
+    stanzas in order, so the presence has been processed by then (not every server echoes the
+    presence back to its sender, so that cannot be the signal).
+    """
+    conn = await connect(run, index, user)
+    try:
+        conn.auto_accept = auto_accept
+        conn.write(run.header)
+        await conn.expect(FEATURES_END)
+        await authenticate(conn, mechanism)
+        if not bind:
+            return conn
+        conn.write(run.header)
+        await conn.expect(FEATURES_END)
+        conn.write(
+            b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+            b"<resource>%s</resource></bind></iq>" % RESOURCE.encode()
+        )
+        reply = await conn.expect(IQ_ANY)
+        jid = BOUND_JID.search(reply.group())
+        if jid is None:
+            raise XmppError(f"bind failed: {reply.group().decode('utf-8', 'replace')}")
+        conn.full_jid = jid[1]
+        conn.use_handler(stanza_data)
+        roster = await conn.request(b"get", b"<query xmlns='jabber:iq:roster'/>")
+        for contact, subscription in roster_items(roster):
+            conn.roster[contact] = subscription
+        conn.write(b"<presence/>")
+        await conn.request(b"get", b"<ping xmlns='urn:xmpp:ping'/>")
+    except BaseException:
+        conn.run.expect_disconnect.add(index)
+        if conn.transport is not None:
+            conn.transport.abort()
+        raise
+    return conn
+
+
+@dataclass(slots=True)
+class LoginBatch:
+    conns: dict[int, Conn]
+    latencies_ns: list[int]
+    failures: int
+    seconds: float
+    client_cpu_s: float
+
+
+async def login_many(
+    run: Run,
+    users: Sequence[tuple[int, str]],
+    concurrency: int,
+    *,
+    mechanism: str = "PLAIN",
+    auto_accept: bool = False,
+    bind: bool = True,
+) -> LoginBatch:
+    """Log `users` in, `concurrency` at a time; failures are counted and noted, not raised."""
+    queue = iter(users)
+    conns: dict[int, Conn] = {}
+    latencies: list[int] = []
+    failures = 0
+
+    async def worker() -> None:
+        nonlocal failures
+        for index, user in queue:
+            started = time.perf_counter_ns()
+            try:
+                conn = await login(
+                    run, index, user, mechanism=mechanism, auto_accept=auto_accept, bind=bind
+                )
+            except (XmppError, OSError) as exc:
+                failures += 1
+                run.note_error(f"{user}: login: {exc}")
+                continue
+            latencies.append(time.perf_counter_ns() - started)
+            conns[index] = conn
+
+    cpu = time.process_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    return LoginBatch(
+        conns,
+        latencies,
+        failures,
+        time.perf_counter() - started,
+        time.process_time() - cpu,
+    )
+
+
+async def close_all(
+    run: Run, conns: dict[int, Conn], limit: float = 15.0, *, settle: bool = True
+) -> None:
+    for conn in conns.values():
+        conn.close()
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline and any(not c.lost for c in conns.values()):
+        await asyncio.sleep(0.05)
+    for conn in conns.values():
+        if not conn.lost and conn.transport is not None:
+            conn.transport.abort()
+    if settle:
+        await wait_quiet(run, quiet=0.5, limit=10.0)
+
+
+async def wait_quiet(run: Run, *, quiet: float, limit: float) -> None:
+    """Until nothing arrived for `quiet` seconds (the server has caught up), at most `limit`."""
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline:
+        if time.perf_counter() - run.last_rx >= quiet:
+            return
+        await asyncio.sleep(0.05)
+
+
+def ring_users(count: int) -> list[tuple[int, str]]:
+    return [(index, f"{RING_PREFIX}{index}") for index in range(count)]
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def batch_summary(batch: LoginBatch) -> dict[str, object]:
+    ok = len(batch.latencies_ns)
+    return {
+        "logins": ok,
+        "failures": batch.failures,
+        "seconds": round(batch.seconds, 3),
+        "logins_per_s": round(ok / batch.seconds, 1) if batch.seconds else None,
+        **latency_summary(batch.latencies_ns),
+        "client_cpu_pct": round(100 * batch.client_cpu_s / batch.seconds, 1)
+        if batch.seconds
+        else None,
+    }
+
+
+# Scenario: provision
+
+
+async def register_many(run: Run, users: Sequence[str], concurrency: int) -> dict[str, object]:
+    queue = iter(users)
+    created = existed = failed = 0
+
+    async def worker(number: int) -> None:
+        nonlocal created, existed, failed
+        while True:
+            batch = list(itertools.islice(queue, REGISTRATIONS_PER_STREAM))
+            if not batch:
+                return
+            try:
+                conn = await connect(run, -1 - number, "registrar")
+                conn.write(run.header)
+                await conn.expect(FEATURES_END)
+                for user in batch:
+                    conn.write(
+                        b"<iq type='set' id='reg'><query xmlns='jabber:iq:register'>"
+                        b"<username>%s</username><password>%s</password></query></iq>"
+                        % (user.encode(), run.password.encode())
+                    )
+                    reply = (await conn.expect(IQ_ANY)).group()
+                    if attributes(reply).get(b"type") == b"result":
+                        created += 1
+                    elif b"<conflict" in reply:
+                        existed += 1
+                    else:
+                        failed += 1
+                        run.note_error(f"{user}: register: {reply.decode('utf-8', 'replace')}")
+                await close_all(run, {conn.index: conn}, limit=5.0, settle=False)
+            except (XmppError, OSError) as exc:
+                failed += len(batch)
+                run.note_error(f"registration batch failed: {exc}")
+
+    started = time.perf_counter()
+    # Registration is the server hashing passwords: a few streams keep it busy.
+    await asyncio.gather(*(worker(n) for n in range(max(1, min(concurrency, 16)))))
+    seconds = time.perf_counter() - started
+    return {
+        "created": created,
+        "existed": existed,
+        "failed": failed,
+        "seconds": round(seconds, 3),
+        "registrations_per_s": round(created / seconds, 1) if seconds and created else None,
+    }
+
+
+def both_count(conn: Conn) -> int:
+    return sum(1 for subscription in conn.roster.values() if subscription == b"both")
+
+
+async def build_rosters(run: Run, users: int, contacts: int, concurrency: int) -> dict[str, object]:
+    batch = await login_many(run, ring_users(users), concurrency, auto_accept=True)
+    conns = batch.conns
+    if batch.failures:
+        await close_all(run, conns)
+        raise XmppError(f"{batch.failures} ring users could not log in: {run.errors[:3]}")
+    already = all(both_count(conn) >= contacts for conn in conns.values())
+    started = time.perf_counter()
+    sent = 0
+    if not already:
+        for first, second in ring_pairs(users, contacts):
+            for sender, target in ((first, second), (second, first)):
+                if conns[sender].roster.get(run.jid(f"{RING_PREFIX}{target}")) != b"both":
+                    conns[sender].write(
+                        b"<presence type='subscribe' to='%s'/>" % run.jid(f"{RING_PREFIX}{target}")
+                    )
+                    sent += 1
+            if sent % 200 == 0:
+                await asyncio.sleep(0)
+        deadline = time.perf_counter() + 60 + users * contacts * 0.02
+        while time.perf_counter() < deadline:
+            if all(both_count(conn) >= contacts for conn in conns.values()):
+                break
+            await asyncio.sleep(0.2)
+    build_seconds = time.perf_counter() - started
+    # Count from the server's own roster, not from the pushes seen.
+    complete = 0
+    for conn in conns.values():
+        roster = await conn.request(b"get", b"<query xmlns='jabber:iq:roster'/>")
+        both = sum(1 for _, sub in roster_items(roster) if sub == b"both")
+        complete += both == contacts
+    await close_all(run, conns)
+    return {
+        "already_built": already,
+        "subscribe_sent": sent,
+        "seconds": round(build_seconds, 3),
+        "users_complete": complete,
+        "users": users,
+    }
+
+
+async def scenario_provision(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    check_ring(args.users, args.contacts)
+    names = [user for _, user in ring_users(args.users)]
+    names += [f"{IDLE_PREFIX}{index}" for index in range(args.idle_users)]
+    log(f"registering {len(names)} users")
+    registration = await register_many(run, names, args.concurrency)
+    log(f"registration: {registration}")
+    rosters: dict[str, object] = {}
+    if args.contacts and not registration["failed"]:
+        log(f"building the ring: {args.users} users, {args.contacts} contacts each")
+        rosters = await build_rosters(run, args.users, args.contacts, args.concurrency)
+    return {"registration": registration, "rosters": rosters}
+
+
+# Scenario: login
+
+
+def cache_scram_keys() -> bool:
+    """Keep each salted password once derived, as clients that store credentials do.
+
+    Deriving it is the client's PBKDF2 (thousands of iterations); without a cache the load
+    generator's core would measure its own hashing rather than the server. scramp calls
+    `scramp.core.hi` for it; if a scramp release moves it, logins just go uncached.
+    """
+    try:
+        import scramp.core as scram_core
+    except ImportError:
+        return False
+    hi = getattr(scram_core, "hi", None)
+    if hi is None:
+        return False
+    if getattr(hi, "bench_cache", None) is None:
+        cache: dict[tuple[object, bytes, bytes, int], bytes] = {}
+
+        @functools.wraps(hi)
+        def cached_hi(hf: object, password: bytes, salt: bytes, iterations: object) -> bytes:
+            key = (hf, bytes(password), bytes(salt), int(iterations))  # type: ignore[call-overload]
+            if key not in cache:
+                cache[key] = hi(hf, password, salt, iterations)
+            return cache[key]
+
+        cached_hi.bench_cache = cache  # type: ignore[attr-defined]
+        scram_core.hi = cached_hi
+    return True
+
+
+async def scenario_login(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    mechanism = args.mechanism.upper()
+    users = ring_users(args.users)
+    result: dict[str, object] = {"mechanism": mechanism, "concurrency": args.concurrency}
+    if mechanism.startswith("SCRAM") and not args.no_key_cache:
+        result["client_key_cache"] = cache_scram_keys()
+        # Learn every user's salt once, unmeasured: the client's part of SCRAM is then HMACs.
+        warm = await login_many(run, users, args.concurrency, mechanism=mechanism, bind=False)
+        for conn in warm.conns.values():
+            # Authenticated but not restarted: no stream to close politely.
+            conn.close_abruptly(reset=False)
+        await wait_quiet(run, quiet=0.5, limit=10.0)
+    batch = await login_many(run, users, args.concurrency, mechanism=mechanism)
+    result.update(batch_summary(batch))
+    await close_all(run, batch.conns)
+    return result
+
+
+# Scenario: fanout
+
+
+async def run_step(
+    run: Run,
+    conns: Sequence[Conn],
+    step_id: int,
+    changes: int,
+    contacts: int,
+    *,
+    rate: float | None,
+    drain: float,
+) -> dict[str, object]:
+    """Send `changes` marked presences round robin over `conns`, at `rate` per second (None:
+    as fast as possible), then wait up to `drain` seconds for every delivery."""
+    step = Step(step_id, changes, contacts, [0] * changes)
+    run.steps[str(step_id).encode()] = step
+    senders = len(conns)
+    cpu = time.process_time()
+    started = time.perf_counter()
+    step.first_tx = time.perf_counter_ns()
+    sent = 0
+    while sent < changes:
+        if rate is None:
+            due = min(changes, sent + 256)
+        else:
+            due = min(changes, int((time.perf_counter() - started) * rate) + 1)
+        while sent < due:
+            conns[sent % senders].write(
+                marker_presence(step_id, conns[sent % senders].index, sent, time.perf_counter_ns())
+            )
+            sent += 1
+        await asyncio.sleep(0 if rate is None else 0.001)
+    send_seconds = time.perf_counter() - started
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(step.done.wait(), drain)
+    wall = time.perf_counter() - started
+    lost, duplicated = count_loss(step.counts, contacts)
+    span = (step.last_rx - step.first_tx) / 1e9 if step.last_rx else 0.0
+    result: dict[str, object] = {
+        "step": step_id,
+        "offered_changes_per_s": None if rate is None else round(rate, 1),
+        "sent_changes_per_s": round(changes / send_seconds, 1) if send_seconds else None,
+        "changes": changes,
+        "expected": step.expected,
+        "received": step.received,
+        "lost": lost,
+        "duplicated": duplicated,
+        "deliveries_per_s": round(step.received / span, 1) if span else None,
+        **latency_summary(step.latencies),
+        "client_cpu_pct": round(100 * (time.process_time() - cpu) / wall, 1),
+    }
+    del run.steps[str(step_id).encode()]
+    return result
+
+
+def step_verdict(result: dict[str, object], p99_limit_ms: float, keep_up: float) -> str | None:
+    """Why a fan-out step is not sustainable, or None when it is."""
+    if result["lost"] or result["duplicated"]:
+        return "deliveries lost"
+    p99 = result["p99_ms"]
+    if p99 is None or float(p99) > p99_limit_ms:  # type: ignore[arg-type]
+        return "p99 over the limit"
+    offered = result["offered_changes_per_s"]
+    delivered = result["deliveries_per_s"]
+    if offered is not None and delivered is not None:
+        wanted = float(offered) * int(result["expected"]) / int(result["changes"])  # type: ignore[arg-type]
+        if float(delivered) < keep_up * wanted:  # type: ignore[arg-type]
+            # Latency under the limit but a backlog growing: the server is falling behind.
+            return "deliveries fell behind the offered rate"
+    return None
+
+
+async def scenario_fanout(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    check_ring(args.users, args.contacts)
+    batch = await login_many(run, ring_users(args.users), args.concurrency)
+    if batch.failures:
+        await close_all(run, batch.conns)
+        raise XmppError(f"{batch.failures} users could not log in: {run.errors[:3]}")
+    conns = [batch.conns[index] for index in sorted(batch.conns)]
+    for conn in conns:
+        conn.use_handler(fanout_data)
+    await wait_quiet(run, quiet=1.0, limit=20.0)
+    result: dict[str, object] = {
+        "users": args.users,
+        "contacts": args.contacts,
+        "changes_per_user": args.changes,
+        "p99_limit_ms": args.p99_limit_ms,
+        "keep_up": args.keep_up,
+    }
+    steps: list[dict[str, object]] = []
+    best: dict[str, object] | None = None
+    stop = "max steps reached"
+    rate = args.rate_start
+    step_id = 0
+    for _ in range(args.max_steps):
+        step_id += 1
+        changes = max(args.users, round(rate * args.step_seconds))
+        outcome = await run_step(
+            run, conns, step_id, changes, args.contacts, rate=rate, drain=args.drain
+        )
+        steps.append(outcome)
+        log(f"fanout step {outcome}")
+        if run.disconnects:
+            stop = f"{run.disconnects} sessions disconnected"
+            break
+        failure = step_verdict(outcome, args.p99_limit_ms, args.keep_up)
+        if failure is not None:
+            stop = failure
+            break
+        best = outcome
+        sent_rate = outcome["sent_changes_per_s"]
+        if sent_rate is not None and float(sent_rate) < 0.9 * rate:  # type: ignore[arg-type]
+            stop = "load generator could not send faster"
+            break
+        rate *= args.rate_factor
+        await wait_quiet(run, quiet=0.3, limit=args.drain)
+    result["steps"] = steps
+    result["stop_reason"] = stop
+    result["max_sustainable"] = best
+    await wait_quiet(run, quiet=1.0, limit=30.0)
+    if best is not None and not run.disconnects:
+        half = float(best["offered_changes_per_s"]) / 2  # type: ignore[arg-type]
+        step_id += 1
+        result["half_rate"] = await run_step(
+            run,
+            conns,
+            step_id,
+            max(args.users, round(half * args.step_seconds)),
+            args.contacts,
+            rate=half,
+            drain=args.drain,
+        )
+        log(f"fanout half rate {result['half_rate']}")
+        await wait_quiet(run, quiet=1.0, limit=30.0)
+    if not run.disconnects:
+        step_id += 1
+        result["burst"] = await run_step(
+            run,
+            conns,
+            step_id,
+            args.users * args.changes,
+            args.contacts,
+            rate=None,
+            drain=args.burst_drain,
+        )
+        log(f"fanout burst {result['burst']}")
+    result["disconnects"] = run.disconnects
+    for conn in conns:
+        conn.use_handler(stanza_data)
+    await close_all(run, batch.conns)
+    return result
+
+
+# Scenario: idle
+
+
+async def scenario_idle(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    users = [(index, f"{IDLE_PREFIX}{index}") for index in range(args.sessions)]
+    before = rss_kib(args.server_pid) if args.server_pid else None
+    batch = await login_many(run, users, args.concurrency)
+    await wait_quiet(run, quiet=0.5, limit=10.0)
+    await asyncio.sleep(args.settle)
+    after = rss_kib(args.server_pid) if args.server_pid else None
+    held = sum(1 for conn in batch.conns.values() if not conn.lost)
+    result: dict[str, object] = {
+        "sessions": args.sessions,
+        "held": held,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "kib_per_session": round((after - before) / held, 2)
+        if before is not None and after is not None and held
+        else None,
+        "login": batch_summary(batch),
+    }
+    await close_all(run, batch.conns)
+    return result
+
+
+# Scenario: ghost
+
+
+async def scenario_ghost(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    check_ring(args.users, args.contacts)
+    spacing = args.contacts + 1
+    victims = spaced_indices(args.users, args.victims, spacing)
+    silent = spaced_indices(args.users, args.silent_victims, spacing, offset=spacing // 2 + 1)
+    silent = [index for index in silent if index not in victims] if args.silent else []
+    needed = set(victims) | set(silent)
+    for victim in list(needed):
+        needed.update(ring_neighbours(victim, args.users, args.contacts))
+    users = [(index, f"{RING_PREFIX}{index}") for index in sorted(needed)]
+    batch = await login_many(run, users, args.concurrency)
+    conns = batch.conns
+    if batch.failures:
+        await close_all(run, conns)
+        raise XmppError(f"{batch.failures} users could not log in: {run.errors[:3]}")
+    await wait_quiet(run, quiet=0.5, limit=10.0)
+
+    gone: set[int] = set()
+
+    def online_contacts(victim: int) -> set[int]:
+        return {
+            index
+            for index in ring_neighbours(victim, args.users, args.contacts)
+            if index in conns and index not in gone and not conns[index].lost
+        }
+
+    delays: dict[str, list[int]] = {"fin": [], "rst": []}
+    unseen = {"fin": 0, "rst": 0}
+    for number, victim in enumerate(victims):
+        mode = "rst" if number % 2 else "fin"
+        watch = Watch(time.perf_counter_ns(), online_contacts(victim))
+        run.watches[run.jid(f"{RING_PREFIX}{victim}")] = watch
+        gone.add(victim)
+        conns[victim].close_abruptly(reset=mode == "rst")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch.done.wait(), args.close_timeout)
+        delays[mode].extend(watch.delays_ns)
+        unseen[mode] += len(watch.waiting)
+    result: dict[str, object] = {"users_online": len(conns), "victims": len(victims)}
+    for mode in ("fin", "rst"):
+        result[f"abrupt_{mode}"] = {
+            **latency_summary(delays[mode]),
+            "deliveries": len(delays[mode]),
+            "not_seen": unseen[mode],
+        }
+    if silent:
+        watches = []
+        for victim in silent:
+            conn = conns[victim]
+            conn.silent = True
+            assert conn.transport is not None
+            conn.transport.pause_reading()
+            # The server's silence timer started at the last bytes this client sent.
+            watch = Watch(conn.last_tx, online_contacts(victim))
+            run.watches[run.jid(f"{RING_PREFIX}{victim}")] = watch
+            watches.append(watch)
+        log(f"silent death: waiting up to {args.silent_timeout} s")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(w.done.wait() for w in watches)), args.silent_timeout
+            )
+        seen = sorted(delay for w in watches for delay in w.delays_ns)
+        result["silent_death"] = {
+            "victims": len(silent),
+            "timeout_s": args.silent_timeout,
+            "configured_bound_s": args.silent_bound,
+            "detected": all(w.done.is_set() for w in watches),
+            "deliveries": len(seen),
+            "not_seen": sum(len(w.waiting) for w in watches),
+            "p50_s": round(seen[len(seen) // 2] / 1e9, 3) if seen else None,
+            "max_s": round(seen[-1] / 1e9, 3) if seen else None,
+        }
+    for victim in victims + silent:
+        conns.pop(victim, None)
+    await close_all(run, conns)
+    return result
+
+
+# Command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5222)
+    parser.add_argument("--domain", default="localhost", help="the XMPP domain of the users")
+    parser.add_argument("--password", default=DEFAULT_PASSWORD, help="every bench user's")
+    parser.add_argument("--label", default="", help="copied into the JSON line")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per network step, seconds")
+    parser.add_argument("--deadline", type=float, default=1800.0, help="whole run, seconds")
+    parser.add_argument("--concurrency", type=int, default=50, help="logins in flight")
+    parser.add_argument("--no-uvloop", action="store_true")
+    scenarios = parser.add_subparsers(dest="scenario", required=True)
+
+    def ring(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--users", type=int, default=500, help="N, the ring population")
+        sub.add_argument("--contacts", type=int, default=10, help="K, contacts per user (even)")
+
+    provision = scenarios.add_parser("provision", help="register users and build the ring")
+    ring(provision)
+    provision.add_argument("--idle-users", type=int, default=0, help="also register these")
+
+    login_parser = scenarios.add_parser("login", help="login storm")
+    ring(login_parser)
+    login_parser.add_argument(
+        "--mechanism", default="PLAIN", choices=["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"]
+    )
+    login_parser.add_argument(
+        "--no-key-cache", action="store_true", help="derive SCRAM keys at every login"
+    )
+
+    fanout = scenarios.add_parser("fanout", help="presence fan-out throughput and latency")
+    ring(fanout)
+    fanout.add_argument("--changes", type=int, default=5, help="R, burst changes per user")
+    fanout.add_argument("--rate-start", type=float, default=200.0, help="changes/s")
+    fanout.add_argument("--rate-factor", type=float, default=1.5)
+    fanout.add_argument("--step-seconds", type=float, default=3.0)
+    fanout.add_argument("--max-steps", type=int, default=14)
+    fanout.add_argument("--p99-limit-ms", type=float, default=1000.0)
+    fanout.add_argument(
+        "--keep-up",
+        type=float,
+        default=0.9,
+        help="a sustainable step delivers at least this share of the offered deliveries/s",
+    )
+    fanout.add_argument("--drain", type=float, default=10.0, help="seconds to wait per step")
+    fanout.add_argument("--burst-drain", type=float, default=60.0)
+
+    idle = scenarios.add_parser("idle", help="server memory per idle session")
+    idle.add_argument("--sessions", type=int, default=1000)
+    idle.add_argument("--server-pid", type=int, default=0, help="read its RSS from /proc")
+    idle.add_argument("--settle", type=float, default=2.0, help="seconds before reading RSS")
+
+    ghost = scenarios.add_parser("ghost", help="time until contacts see a dead client go")
+    ring(ghost)
+    ghost.add_argument("--victims", type=int, default=20, help="abrupt closes, FIN and RST")
+    ghost.add_argument("--close-timeout", type=float, default=10.0)
+    ghost.add_argument("--silent", action="store_true", help="also measure silent death")
+    ghost.add_argument("--silent-victims", type=int, default=2)
+    ghost.add_argument("--silent-timeout", type=float, default=150.0)
+    ghost.add_argument(
+        "--silent-bound", type=float, default=None, help="the server's configured bound, seconds"
+    )
+    return parser
+
+
+SCENARIOS = {
+    "provision": scenario_provision,
+    "login": scenario_login,
+    "fanout": scenario_fanout,
+    "idle": scenario_idle,
+    "ghost": scenario_ghost,
+}
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, object]:
+    run = Run(args)
+    result: dict[str, object] = {"scenario": args.scenario, "label": args.label}
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(args.deadline):
+            result.update(await SCENARIOS[args.scenario](run, args))
+        result["ok"] = True
+    except (XmppError, OSError, TimeoutError, ValueError) as exc:
+        result["ok"] = False
+        result["error"] = f"{exc.__class__.__name__}: {exc}"
+    result["elapsed_s"] = round(time.perf_counter() - started, 3)
+    result["errors"] = run.errors
+    return result
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    raise_fd_limit()
+    runner: Callable[..., dict[str, object]] = asyncio.run
+    if not args.no_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            runner = uvloop.run
+    result = runner(main_async(args))
+    print(json.dumps(result), flush=True)
+    return 0 if result.get("ok") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
