@@ -60,6 +60,15 @@ def print_json(value: Any) -> None:
     print(json.dumps(value))
 
 
+def report(args: argparse.Namespace, result: Any, message: str) -> int:
+    """A command's outcome: its JSON with --json, else one line for a person."""
+    if getattr(args, "json", False):
+        print_json(result)
+    else:
+        console.print(message, soft_wrap=True)
+    return 0
+
+
 def count(number: int, noun: str) -> str:
     """'1 user', '2 users'."""
     return f"{number} {noun}{'s' * (number != 1)}"

@@ -16,6 +16,7 @@ from chorus_presence.cli.common import (
     count,
     json_option,
     print_json,
+    report,
     user_argument,
     yes_no,
 )
@@ -137,48 +138,34 @@ def _add(args: argparse.Namespace, config: Config) -> int:
         name=args.name,
         groups=args.groups,
     )
-    if args.json:
-        print_json(result)
-    else:
-        console.print(
-            f"{escape(result['item']['jid'])} is in the roster of {escape(result['user'])}",
-            soft_wrap=True,
-        )
-    return 0
+    return report(
+        args,
+        result,
+        f"{escape(result['item']['jid'])} is in the roster of {escape(result['user'])}",
+    )
 
 
 def _remove(args: argparse.Namespace, config: Config) -> int:
     result = call(config, "roster.remove", user=args.user, contact=args.contact)
-    if args.json:
-        print_json(result)
-    else:
-        console.print(
-            f"Removed {escape(result['contact'])} from the roster of {escape(result['user'])}",
-            soft_wrap=True,
-        )
-    return 0
+    return report(
+        args,
+        result,
+        f"Removed {escape(result['contact'])} from the roster of {escape(result['user'])}",
+    )
 
 
 def _link(args: argparse.Namespace, config: Config) -> int:
     result = call(config, "roster.link", user=args.user, contact=args.contact)
-    if args.json:
-        print_json(result)
-    else:
-        console.print(
-            f"{escape(result['user'])} and {escape(result['contact'])} see each other",
-            soft_wrap=True,
-        )
-    return 0
+    return report(
+        args, result, f"{escape(result['user'])} and {escape(result['contact'])} see each other"
+    )
 
 
 def _sync(args: argparse.Namespace, config: Config) -> int:
     result = call(config, "group.sync", group=args.group, users=args.users)
-    if args.json:
-        print_json(result)
-    else:
-        console.print(
-            f"Group {escape(result['group'])}: {len(result['members'])} members,"
-            f" {result['linked']} pairs newly linked, {result['tagged']} roster items filed",
-            soft_wrap=True,
-        )
-    return 0
+    return report(
+        args,
+        result,
+        f"Group {escape(result['group'])}: {len(result['members'])} members,"
+        f" {result['linked']} pairs newly linked, {result['tagged']} roster items filed",
+    )
