@@ -39,6 +39,9 @@ class _Transport:
     def get_write_buffer_size(self) -> int:
         return self._writer.queued_bytes
 
+    def is_closing(self) -> bool:
+        return self._writer.closing
+
     def abort(self) -> None:
         self._writer.abort()
 
@@ -51,6 +54,7 @@ class WebSocketWriter:
         self._peer = peer
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.queued_bytes = 0
+        self.closing = False
         self.transport = _Transport(self)
         self._sender = asyncio.get_running_loop().create_task(self._send_all())
 
@@ -66,9 +70,11 @@ class WebSocketWriter:
         return None
 
     def close(self) -> None:
+        self.closing = True
         self._queue.put_nowait(None)
 
     def abort(self) -> None:
+        self.closing = True
         self._sender.cancel()
         asyncio.get_running_loop().create_task(self._socket.close())
 
