@@ -17,10 +17,9 @@ from chorus_presence.admin.common import (
 )
 from chorus_presence.server.context import ServerContext
 from chorus_presence.services.rosters import MAX_GROUPS, MAX_TEXT_BYTES
+from chorus_presence.services.subscription_states import SEES
 from chorus_presence.storage.rosters import RosterChanges, RosterItem
 from chorus_presence.xmpp.jid import JID
-
-SEES = frozenset({"to", "both"})
 
 
 async def show(ctx: ServerContext, user: str) -> dict[str, object]:

@@ -69,9 +69,7 @@ class ClientStream:
         self.address = peer[0] if isinstance(peer, tuple) else str(peer)
         self._admitted = False
         self._inbound = ctx.limits.inbound_bucket()
-        self._header_deadline = (
-            asyncio.get_running_loop().time() + ctx.config.limits.header_timeout
-        )
+        self._header_deadline = asyncio.get_running_loop().time() + ctx.config.limits.header_timeout
         self.stream_id = secrets.token_urlsafe(12)
         # A WebSocket behind a TLS proxy (or on loopback) starts out secure; TCP needs STARTTLS.
         self.tls_active = secure

@@ -7,6 +7,7 @@ import time
 
 from chorus_presence.server.context import ServerContext
 from chorus_presence.server.router import IqRequest
+from chorus_presence.services.subscription_states import SENDS_TO
 from chorus_presence.storage.last_activity import LastActivityRepository
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
@@ -15,7 +16,6 @@ from chorus_presence.xmpp.stanza import Element, element
 
 QUERY = ns.qname(ns.LAST_ACTIVITY, "query")
 STATUS = ns.qname(ns.CLIENT, "status")
-SENDS_TO = frozenset({"from", "both"})
 
 
 class LastActivityService:

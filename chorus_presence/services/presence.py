@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from chorus_presence.server.context import ServerContext
 from chorus_presence.services import rich_states
+from chorus_presence.services.subscription_states import SEES, SENDS_TO
 from chorus_presence.storage.rosters import Roster
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
@@ -27,8 +28,6 @@ from chorus_presence.xmpp.stanza import Element, element, serialize
 log = logging.getLogger(__name__)
 
 PRIORITY = ns.qname(ns.CLIENT, "priority")
-SENDS_TO = frozenset({"from", "both"})
-SEES = frozenset({"to", "both"})
 
 InitialPresenceHook = Callable[[object], Awaitable[None]]
 OfflinePresence = Callable[[JID], Element | None]

@@ -65,26 +65,12 @@ class RosterService:
         if not changes:
             return
         versions = await self.repo.apply(changes)
-        for owner, item in changes.upserts:
+        owners = {owner for owner, _ in (*changes.upserts, *changes.deletes)}
+        owners |= {owner for owner, _ in (*changes.pending_add, *changes.pending_remove)}
+        for owner in owners:
             roster = self._cache.get(owner)
             if roster is not None:
-                roster.items[item.contact] = item
-        for owner, contact in changes.deletes:
-            roster = self._cache.get(owner)
-            if roster is not None:
-                roster.items.pop(contact, None)
-        for owner, request in changes.pending_add:
-            roster = self._cache.get(owner)
-            if roster is not None:
-                roster.pending[request.contact] = request
-        for owner, contact in changes.pending_remove:
-            roster = self._cache.get(owner)
-            if roster is not None:
-                roster.pending.pop(contact, None)
-        for owner, version in versions.items():
-            roster = self._cache.get(owner)
-            if roster is not None:
-                roster.version = version
+                changes.apply_to(roster, versions.get(owner))
         for owner, item in changes.upserts:
             self._push(owner, versions[owner], item_element(item))
         for owner, contact in changes.deletes:

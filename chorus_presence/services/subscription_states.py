@@ -37,6 +37,11 @@ def _subscription(to: bool, from_: bool) -> Subscription:
     return _SUBSCRIPTIONS[(to, from_)]
 
 
+# The subscriptions that let the owner see the contact's presence, and the contact the owner's.
+SEES = frozenset({"to", "both"})
+SENDS_TO = frozenset({"from", "both"})
+
+
 @dataclass(frozen=True, slots=True)
 class SubState:
     """One user's subscription state for one contact.
@@ -63,12 +68,12 @@ class SubState:
     @property
     def has_to(self) -> bool:
         """Whether the user is subscribed to the contact's presence."""
-        return self.subscription in ("to", "both")
+        return self.subscription in SEES
 
     @property
     def has_from(self) -> bool:
         """Whether the contact is subscribed to the user's presence."""
-        return self.subscription in ("from", "both")
+        return self.subscription in SENDS_TO
 
 
 @dataclass(frozen=True, slots=True)

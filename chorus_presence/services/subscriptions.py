@@ -12,7 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from chorus_presence.server.context import ServerContext
-from chorus_presence.services.subscription_states import SubState, inbound, outbound
+from chorus_presence.services.subscription_states import (
+    SEES,
+    SENDS_TO,
+    SubState,
+    inbound,
+    outbound,
+)
 from chorus_presence.storage.rosters import PendingRequest, Roster, RosterChanges, RosterItem
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
@@ -21,7 +27,6 @@ from chorus_presence.xmpp.stanza import Element, child, element
 
 STATUS = ns.qname(ns.CLIENT, "status")
 KINDS = ("subscribe", "subscribed", "unsubscribe", "unsubscribed")
-SEES = frozenset({"to", "both"})
 MAX_STATUS_CHARS = 1024
 
 
@@ -202,7 +207,7 @@ class SubscriptionService:
                 cancels = []
                 if before.subscription in SEES or before.pending_out:
                     cancels.append("unsubscribe")
-                if before.subscription in ("from", "both") or before.pending_in:
+                if before.subscription in SENDS_TO or before.pending_in:
                     cancels.append("unsubscribed")
                 for kind in cancels:
                     received = inbound(contact_state, kind)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from chorus_presence.server.context import ServerContext
 from chorus_presence.server.router import IqRequest
 from chorus_presence.services import rich_states
+from chorus_presence.services.subscription_states import SEES, SENDS_TO
 from chorus_presence.storage.rosters import PendingRequest
 from chorus_presence.storage.settings import SettingsRepository
 from chorus_presence.storage.visibility import PresenceBlockRepository
@@ -27,7 +28,6 @@ from chorus_presence.xmpp.stanza import Element, child, element
 log = logging.getLogger(__name__)
 
 POLICIES = ("ask", "everyone", "nobody")
-SENDS_TO = frozenset({"from", "both"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +134,7 @@ class VisibilityService:
         if other.domain == self.ctx.domain and other.local is not None:
             their_roster = await self.ctx.rosters.roster(other.local)
             item = their_roster.items.get(str(user))
-            if item is not None and item.subscription not in ("to", "both"):
+            if item is not None and item.subscription not in SEES:
                 await self.ctx.subscriptions.exchange(other, user, "subscribe")
         log.info("%s allowed %s to see their presence", owner, contact)
 

@@ -48,6 +48,24 @@ class RosterChanges:
     def __bool__(self) -> bool:
         return bool(self.upserts or self.deletes or self.pending_add or self.pending_remove)
 
+    def apply_to(self, roster: Roster, version: int | None) -> None:
+        """Make an in-memory roster match what `RosterRepository.apply` wrote for its owner."""
+        owner = roster.owner
+        for who, item in self.upserts:
+            if who == owner:
+                roster.items[item.contact] = item
+        for who, contact in self.deletes:
+            if who == owner:
+                roster.items.pop(contact, None)
+        for who, request in self.pending_add:
+            if who == owner:
+                roster.pending[request.contact] = request
+        for who, contact in self.pending_remove:
+            if who == owner:
+                roster.pending.pop(contact, None)
+        if version is not None:
+            roster.version = version
+
 
 class RosterRepository:
     def __init__(self, db: Database) -> None:
