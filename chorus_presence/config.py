@@ -22,6 +22,7 @@ ENV_VAR = "CHORUS_CONFIG"
 DEFAULT_PATH = Path("config/chorus.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 OFFLINE_POLICIES = ("bounce", "store")
+STORAGE_BACKENDS = ("sqlite",)
 MIN_SCRAM_ITERATIONS = 4096
 # scramp refuses more than this, so a larger value would only fail at the first login.
 MAX_SCRAM_ITERATIONS = 10_000_000
@@ -40,6 +41,8 @@ class C2SConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     database: Path
+    # Which implementation of the storage interfaces to open; one of STORAGE_BACKENDS.
+    backend: str = "sqlite"
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,10 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
             port=t.integer("port", 5222, minimum=0, maximum=65535),
         )
     with _section(root, "storage") as t:
-        storage = StorageConfig(database=t.path("database", "../data/chorus.db"))
+        storage = StorageConfig(
+            database=t.path("database", "../data/chorus.db"),
+            backend=t.choice("backend", "sqlite", STORAGE_BACKENDS),
+        )
     with _section(root, "tls") as t:
         tls = TLSConfig(
             required=t.boolean("required", True),

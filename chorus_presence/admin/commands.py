@@ -9,7 +9,7 @@ from typing import Any
 
 from chorus_presence.admin import presence, rosters, routing, users, visibility
 from chorus_presence.admin.common import AdminError, Command
-from chorus_presence.server.context import ServerContext
+from chorus_presence.server.components import Components
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def lookup(name: str) -> Command:
     return command
 
 
-async def execute(ctx: ServerContext, name: str, args: dict[str, Any]) -> Any:
+async def execute(ctx: Components, name: str, args: dict[str, Any]) -> Any:
     """Run command `name`; raises AdminError or StanzaError when the request is refused."""
     command = lookup(name)
     try:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chorus_presence.server.context import ServerContext
+from chorus_presence.server.components import Components
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID, JIDError
 
@@ -24,7 +24,7 @@ class Command:
     offline_safe: bool = True
 
 
-def user_jid(ctx: ServerContext, text: str) -> JID:
+def user_jid(ctx: Components, text: str) -> JID:
     """The bare JID that USER names: a localpart, or a bare JID on this server's domain."""
     jid = _jid(text, ctx.domain, "username")
     if jid.local is None or not jid.is_bare:
@@ -34,7 +34,7 @@ def user_jid(ctx: ServerContext, text: str) -> JID:
     return jid
 
 
-async def existing_user(ctx: ServerContext, text: str) -> JID:
+async def existing_user(ctx: Components, text: str) -> JID:
     jid = user_jid(ctx, text)
     assert jid.local is not None
     if not await ctx.accounts.exists(jid.local):
@@ -42,14 +42,14 @@ async def existing_user(ctx: ServerContext, text: str) -> JID:
     return jid
 
 
-async def existing_username(ctx: ServerContext, text: str) -> str:
+async def existing_username(ctx: Components, text: str) -> str:
     """The normalised localpart of an existing account."""
     jid = await existing_user(ctx, text)
     assert jid.local is not None
     return jid.local
 
 
-def contact_jid(ctx: ServerContext, text: str) -> JID:
+def contact_jid(ctx: Components, text: str) -> JID:
     """A contact's bare JID; a localpart alone names a user of this server."""
     jid = _jid(text, ctx.domain, "contact")
     if not jid.is_bare:

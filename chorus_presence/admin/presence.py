@@ -8,10 +8,9 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from chorus_presence.admin.common import AdminError, Command, existing_user, user_jid
-from chorus_presence.server.context import ServerContext
-from chorus_presence.server.metrics import KINDS
+from chorus_presence.core.metrics import KINDS
+from chorus_presence.server.components import Components
 from chorus_presence.services.rich_states import SHOW, STATUS
-from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.xmpp.errors import StreamError
 from chorus_presence.xmpp.jid import JID, JIDError
 
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from chorus_presence.server.c2s import ClientStream
 
 
-async def show(ctx: ServerContext, user: str | None = None) -> object:
+async def show(ctx: Components, user: str | None = None) -> object:
     """One user's resources and effective state; without a user, every user online."""
     if user is not None:
         return _presence_of(ctx, await existing_user(ctx, user))
@@ -27,12 +26,12 @@ async def show(ctx: ServerContext, user: str | None = None) -> object:
     return [_presence_of(ctx, jid) for jid in online]
 
 
-async def session_list(ctx: ServerContext) -> list[dict[str, object]]:
+async def session_list(ctx: Components) -> list[dict[str, object]]:
     streams = sorted(_streams(ctx), key=lambda stream: str(stream.jid))
     return [_session(ctx, stream) for stream in streams]
 
 
-async def session_kick(ctx: ServerContext, jid: str) -> dict[str, list[str]]:
+async def session_kick(ctx: Components, jid: str) -> dict[str, list[str]]:
     """End one session (a full JID) or every session of an account (a bare JID)."""
     target = _session_jid(ctx, jid)
     if target.is_bare:
@@ -50,7 +49,7 @@ async def session_kick(ctx: ServerContext, jid: str) -> dict[str, list[str]]:
     return {"kicked": [str(session.jid) for session in sessions]}
 
 
-async def stats(ctx: ServerContext) -> dict[str, object]:
+async def stats(ctx: Components) -> dict[str, object]:
     """Live counts, and the counters since start; `clock` lets a caller turn two readings
     into rates."""
     streams = _streams(ctx)
@@ -65,7 +64,7 @@ async def stats(ctx: ServerContext) -> dict[str, object]:
         "online_users": len({stream.jid.bare for stream in streams if stream.jid is not None}),
         "available_resources": sum(ctx.presence.is_available(stream) for stream in streams),
         "hibernating": sum(stream.hibernating.is_set() for stream in streams),
-        "accounts": await AccountRepository(ctx.database).count(),
+        "accounts": await ctx.accounts.count(),
         "stanzas_received": {k: counter("chorus_stanzas_received", kind=k) for k in KINDS},
         "stanzas_sent": {k: counter("chorus_stanzas_sent", kind=k) for k in KINDS},
         "presence_deliveries": counter("chorus_presence_deliveries"),
@@ -73,7 +72,7 @@ async def stats(ctx: ServerContext) -> dict[str, object]:
     }
 
 
-def _presence_of(ctx: ServerContext, jid: JID) -> dict[str, object]:
+def _presence_of(ctx: Components, jid: JID) -> dict[str, object]:
     resources = sorted(ctx.presence.available(jid), key=lambda pair: pair[1].sequence, reverse=True)
     return {
         "jid": str(jid),
@@ -91,7 +90,7 @@ def _presence_of(ctx: ServerContext, jid: JID) -> dict[str, object]:
     }
 
 
-def _session(ctx: ServerContext, stream: ClientStream) -> dict[str, object]:
+def _session(ctx: Components, stream: ClientStream) -> dict[str, object]:
     assert stream.jid is not None
     presence = dict(ctx.presence.available(stream.jid.bare)).get(stream)
     return {
@@ -105,12 +104,12 @@ def _session(ctx: ServerContext, stream: ClientStream) -> dict[str, object]:
     }
 
 
-def _streams(ctx: ServerContext) -> list[ClientStream]:
+def _streams(ctx: Components) -> list[ClientStream]:
     # Bound sessions are always client streams; the registry only types what it needs.
     return [cast("ClientStream", session) for session in ctx.sessions.all()]
 
 
-def _session_jid(ctx: ServerContext, text: str) -> JID:
+def _session_jid(ctx: Components, text: str) -> JID:
     """A bare JID (every session of the account) or a full one (that session)."""
     user, slash, resource = text.partition("/")
     bare = user_jid(ctx, user)

@@ -15,14 +15,14 @@ from chorus_presence.admin.common import (
     contact_jid,
     existing_user,
 )
-from chorus_presence.server.context import ServerContext
+from chorus_presence.server.components import Components
 from chorus_presence.services.rosters import MAX_GROUPS, MAX_TEXT_BYTES
 from chorus_presence.services.subscription_states import SEES
 from chorus_presence.storage.rosters import RosterChanges, RosterItem
 from chorus_presence.xmpp.jid import JID
 
 
-async def show(ctx: ServerContext, user: str) -> dict[str, object]:
+async def show(ctx: Components, user: str) -> dict[str, object]:
     jid = await existing_user(ctx, user)
     assert jid.local is not None
     roster = await ctx.rosters.roster(jid.local)
@@ -38,7 +38,7 @@ async def show(ctx: ServerContext, user: str) -> dict[str, object]:
 
 
 async def add(
-    ctx: ServerContext,
+    ctx: Components,
     user: str,
     contact: str,
     name: str | None = None,
@@ -62,7 +62,7 @@ async def add(
     return {"user": str(jid), "item": _item(updated)}
 
 
-async def remove(ctx: ServerContext, user: str, contact: str) -> dict[str, str]:
+async def remove(ctx: Components, user: str, contact: str) -> dict[str, str]:
     """Delete the item and cancel the subscriptions both ways (RFC 6121 section 2.5)."""
     jid = await existing_user(ctx, user)
     assert jid.local is not None
@@ -74,7 +74,7 @@ async def remove(ctx: ServerContext, user: str, contact: str) -> dict[str, str]:
     return {"user": str(jid), "contact": str(other)}
 
 
-async def link(ctx: ServerContext, user: str, contact: str) -> dict[str, object]:
+async def link(ctx: Components, user: str, contact: str) -> dict[str, object]:
     """Mutual subscription ('both') between two users of this server."""
     first = await existing_user(ctx, user)
     second = await existing_user(ctx, contact)
@@ -84,7 +84,7 @@ async def link(ctx: ServerContext, user: str, contact: str) -> dict[str, object]
     return {"user": str(first), "contact": str(second)}
 
 
-async def group_sync(ctx: ServerContext, group: str, users: list[str]) -> dict[str, object]:
+async def group_sync(ctx: Components, group: str, users: list[str]) -> dict[str, object]:
     """Link every member with every other one and put the group on their items for each
     other. Adds only: other items and other groups are left alone."""
     (group,) = _groups([group])
@@ -106,7 +106,7 @@ async def group_sync(ctx: ServerContext, group: str, users: list[str]) -> dict[s
     }
 
 
-async def _link(ctx: ServerContext, first: JID, second: JID) -> bool:
+async def _link(ctx: Components, first: JID, second: JID) -> bool:
     """Make each of the two see the other; False when they already did."""
     changed = False
     for watcher, watched in ((first, second), (second, first)):
@@ -120,13 +120,13 @@ async def _link(ctx: ServerContext, first: JID, second: JID) -> bool:
             await ctx.subscriptions.exchange(watcher, watched, "subscribe")
         if not await _sees(ctx, watcher, watched):
             raise AdminError(
-                f"{watched} does not let {watcher} see their presence (blocked);"
-                f" see `visibility show {watched}`"
+                f"{watched} does not let {watcher} see their presence (presence blocked list"
+                f" or block list); see `visibility show {watched}`"
             )
     return changed
 
 
-async def _tag(ctx: ServerContext, member: JID, members: list[JID], group: str) -> int:
+async def _tag(ctx: Components, member: JID, members: list[JID], group: str) -> int:
     """Put `group` on the member's items for the others; the caller holds the roster lock."""
     assert member.local is not None
     roster = await ctx.rosters.roster(member.local)
@@ -142,7 +142,7 @@ async def _tag(ctx: ServerContext, member: JID, members: list[JID], group: str) 
     return len(changes.upserts)
 
 
-async def _sees(ctx: ServerContext, watcher: JID, watched: JID) -> bool:
+async def _sees(ctx: Components, watcher: JID, watched: JID) -> bool:
     assert watcher.local is not None
     item = (await ctx.rosters.roster(watcher.local)).items.get(str(watched))
     return item is not None and item.subscription in SEES

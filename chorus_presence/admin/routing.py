@@ -1,30 +1,28 @@
 """Admin commands on call routing: a user's devices, switch, default and state map; which
 device rings now; and the permission to ask that of any user (a PBX's account).
 
-The routing service validates every configuration; these commands only translate it.
+The call routing service validates every configuration; these commands only translate it.
 """
 
 from __future__ import annotations
 
 from chorus_presence.admin.common import Command, existing_username
-from chorus_presence.server.context import ServerContext
-from chorus_presence.services.routing import Device, RoutingConfig
-from chorus_presence.storage.settings import SettingsRepository
+from chorus_presence.server.components import Components
+from chorus_presence.services.call_routing import Device, RoutingConfig
 
 
-async def show(ctx: ServerContext, user: str) -> dict[str, object]:
+async def show(ctx: Components, user: str) -> dict[str, object]:
     owner = await existing_username(ctx, user)
-    config = await ctx.routing.config(owner)
-    settings = await SettingsRepository(ctx.database).get(owner)
+    config = await ctx.call_routing.config(owner)
     return {
         "user": f"{owner}@{ctx.domain}",
         **_config(config),
-        "permission": settings.routing_permission,
+        "permission": await ctx.call_routing.has_permission(owner),
     }
 
 
 async def set_(
-    ctx: ServerContext,
+    ctx: Components,
     user: str,
     devices: list[dict[str, str]],
     mapping: dict[str, str],
@@ -38,12 +36,12 @@ async def set_(
         devices=tuple(Device(device["name"], device["kind"]) for device in devices),
         mapping=dict(mapping),
     )
-    await ctx.routing.replace(await existing_username(ctx, user), config)
+    await ctx.call_routing.replace(await existing_username(ctx, user), config)
     return await show(ctx, user)
 
 
-async def route(ctx: ServerContext, user: str) -> dict[str, object]:
-    answer = await ctx.routing.route(await existing_username(ctx, user))
+async def route(ctx: Components, user: str) -> dict[str, object]:
+    answer = await ctx.call_routing.route(await existing_username(ctx, user))
     device = answer.device
     return {
         "user": f"{answer.user}@{ctx.domain}",
@@ -53,13 +51,13 @@ async def route(ctx: ServerContext, user: str) -> dict[str, object]:
     }
 
 
-async def grant(ctx: ServerContext, user: str) -> dict[str, object]:
-    await ctx.routing.set_permission(await existing_username(ctx, user), True)
+async def grant(ctx: Components, user: str) -> dict[str, object]:
+    await ctx.call_routing.set_permission(await existing_username(ctx, user), True)
     return await show(ctx, user)
 
 
-async def revoke(ctx: ServerContext, user: str) -> dict[str, object]:
-    await ctx.routing.set_permission(await existing_username(ctx, user), False)
+async def revoke(ctx: Components, user: str) -> dict[str, object]:
+    await ctx.call_routing.set_permission(await existing_username(ctx, user), False)
     return await show(ctx, user)
 
 

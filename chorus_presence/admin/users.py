@@ -1,19 +1,19 @@
 """Admin commands on accounts: add, remove, passwords, disabling, listing and export.
 
-Removing or disabling an account ends its sessions at once, as removing it in-band does.
+Removing an account goes through the one removal every path shares; disabling one ends its
+sessions at once.
 """
 
 from __future__ import annotations
 
 from chorus_presence.admin.common import AdminError, Command, user_jid
-from chorus_presence.server.context import ServerContext
+from chorus_presence.server.components import Components
 from chorus_presence.services.accounts import AccountExists, InvalidPassword, InvalidUsername
-from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.xmpp.errors import StreamError
 from chorus_presence.xmpp.jid import JID
 
 
-async def add(ctx: ServerContext, user: str, password: str) -> dict[str, str]:
+async def add(ctx: Components, user: str, password: str) -> dict[str, str]:
     jid = user_jid(ctx, user)
     assert jid.local is not None
     try:
@@ -27,14 +27,14 @@ async def add(ctx: ServerContext, user: str, password: str) -> dict[str, str]:
     return _entry(jid)
 
 
-async def lookup(ctx: ServerContext, user: str) -> dict[str, object]:
+async def lookup(ctx: Components, user: str) -> dict[str, object]:
     """The account USER names, and whether it exists."""
     jid = user_jid(ctx, user)
     assert jid.local is not None
     return {**_entry(jid), "exists": await ctx.accounts.exists(jid.local)}
 
 
-async def passwd(ctx: ServerContext, user: str, password: str) -> dict[str, str]:
+async def passwd(ctx: Components, user: str, password: str) -> dict[str, str]:
     jid = user_jid(ctx, user)
     assert jid.local is not None
     try:
@@ -46,36 +46,35 @@ async def passwd(ctx: ServerContext, user: str, password: str) -> dict[str, str]
     return _entry(jid)
 
 
-async def remove(ctx: ServerContext, user: str) -> dict[str, str]:
+async def remove(ctx: Components, user: str) -> dict[str, str]:
     jid = user_jid(ctx, user)
     assert jid.local is not None
-    if not await ctx.accounts.delete(jid.local):
+    if not await ctx.accounts.remove(jid.local):
         raise AdminError(f"no such user: {jid}")
-    _end_sessions(ctx, jid, "The account was removed")
     return _entry(jid)
 
 
-async def disable(ctx: ServerContext, user: str) -> dict[str, str]:
+async def disable(ctx: Components, user: str) -> dict[str, str]:
     jid = await _set_disabled(ctx, user, True)
     _end_sessions(ctx, jid, "The account was disabled")
     return _entry(jid)
 
 
-async def enable(ctx: ServerContext, user: str) -> dict[str, str]:
+async def enable(ctx: Components, user: str) -> dict[str, str]:
     return _entry(await _set_disabled(ctx, user, False))
 
 
-async def list_(ctx: ServerContext) -> list[dict[str, str]]:
-    return [_entry(JID(name, ctx.domain)) for name in await ctx.accounts.list()]
+async def list_(ctx: Components) -> list[dict[str, str]]:
+    return [_entry(JID(name, ctx.domain)) for name in await ctx.accounts.usernames()]
 
 
-async def export(ctx: ServerContext) -> list[dict[str, object]]:
+async def export(ctx: Components) -> list[dict[str, object]]:
     """Usernames and whether each account is disabled; never credentials."""
-    accounts = await AccountRepository(ctx.database).list_with_status()
+    accounts = await ctx.accounts.list_with_status()
     return [{"username": name, "disabled": disabled} for name, disabled in accounts]
 
 
-async def _set_disabled(ctx: ServerContext, user: str, disabled: bool) -> JID:
+async def _set_disabled(ctx: Components, user: str, disabled: bool) -> JID:
     jid = user_jid(ctx, user)
     assert jid.local is not None
     if not await ctx.accounts.set_disabled(jid.local, disabled):
@@ -83,7 +82,7 @@ async def _set_disabled(ctx: ServerContext, user: str, disabled: bool) -> JID:
     return jid
 
 
-def _end_sessions(ctx: ServerContext, jid: JID, text: str) -> None:
+def _end_sessions(ctx: Components, jid: JID, text: str) -> None:
     # not-authorized, as for an account removed in-band: the client's credentials no longer
     # log it in, so it should not try again.
     for session in ctx.sessions.of_account(jid):

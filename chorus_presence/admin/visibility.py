@@ -6,11 +6,11 @@ contacts concerned see (or stop seeing) the user at once.
 from __future__ import annotations
 
 from chorus_presence.admin.common import AdminError, Command, contact_jid, existing_username
-from chorus_presence.server.context import ServerContext
+from chorus_presence.server.components import Components
 from chorus_presence.services.visibility import POLICIES, VisibilityOverview
 
 
-async def show(ctx: ServerContext, user: str) -> dict[str, object]:
+async def show(ctx: Components, user: str) -> dict[str, object]:
     owner = await existing_username(ctx, user)
     overview = await ctx.visibility.overview(owner)
     return {
@@ -23,36 +23,36 @@ async def show(ctx: ServerContext, user: str) -> dict[str, object]:
     }
 
 
-async def pending(ctx: ServerContext, user: str) -> list[dict[str, str | None]]:
+async def pending(ctx: Components, user: str) -> list[dict[str, str | None]]:
     return _requests(await ctx.visibility.overview(await existing_username(ctx, user)))
 
 
-async def policy(ctx: ServerContext, user: str, policy: str) -> dict[str, object]:
+async def policy(ctx: Components, user: str, policy: str) -> dict[str, object]:
     if policy not in POLICIES:
         raise AdminError(f"the policy is one of {', '.join(POLICIES)}, not {policy!r}")
     await ctx.visibility.set_policy(await existing_username(ctx, user), policy)
     return await show(ctx, user)
 
 
-async def allow(ctx: ServerContext, user: str, contact: str) -> dict[str, object]:
+async def allow(ctx: Components, user: str, contact: str) -> dict[str, object]:
     owner = await existing_username(ctx, user)
     await ctx.visibility.allow(owner, str(contact_jid(ctx, contact)))
     return await show(ctx, user)
 
 
-async def block(ctx: ServerContext, user: str, contact: str) -> dict[str, object]:
+async def block(ctx: Components, user: str, contact: str) -> dict[str, object]:
     owner = await existing_username(ctx, user)
     await ctx.visibility.block(owner, str(contact_jid(ctx, contact)))
     return await show(ctx, user)
 
 
-async def accept(ctx: ServerContext, user: str, contact: str) -> dict[str, object]:
+async def accept(ctx: Components, user: str, contact: str) -> dict[str, object]:
     owner = await existing_username(ctx, user)
     await ctx.visibility.accept(owner, str(contact_jid(ctx, contact)))
     return await show(ctx, user)
 
 
-async def automation(ctx: ServerContext, user: str, enabled: bool) -> dict[str, object]:
+async def automation(ctx: Components, user: str, enabled: bool) -> dict[str, object]:
     """Presence automation: contacts see "Away, Not logged in" while the user is offline."""
     await ctx.visibility.set_away_when_offline(await existing_username(ctx, user), enabled)
     return await show(ctx, user)

@@ -118,7 +118,7 @@ class OfflineAdmin:
     def __init__(self, config: Config) -> None:
         # The server's code is imported only here and in call(): commands sent to a running
         # server do not need it, and it takes a while to load.
-        from chorus_presence.server.app import Server
+        from chorus_presence.composition import Server
 
         self._server = Server(config)
         self._runner: asyncio.Runner | None = None

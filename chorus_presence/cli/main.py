@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
     # Imported here so the admin commands do not load the whole server.
-    from chorus_presence.server.app import run_server
+    from chorus_presence.composition import run_server
 
     return run_server(config, log_level=args.log_level)
 

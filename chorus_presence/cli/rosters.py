@@ -73,8 +73,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "link",
         help="make two users see each other",
         description="Subscribe two users of this server to each other's presence, through"
-        " the same exchanges their clients would make. A user who blocked the other stays"
-        " blocked: the command then fails.",
+        " the same exchanges their clients would make. A user who has the other on their"
+        " presence blocked list or their XEP-0191 block list keeps them there: the command"
+        " then fails.",
     )
     user_argument(link)
     user_argument(link, "contact")

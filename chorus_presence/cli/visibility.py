@@ -21,13 +21,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser(
         "visibility",
         help="who may see a user's presence",
-        description="A user's visibility policy, allowed, blocked and pending lists, and"
-        " presence automation.",
+        description="A user's visibility policy, the allowed list, the presence blocked list"
+        " (contacts who cannot see the user's presence), pending requests and presence"
+        " automation. The presence blocked list is not the XEP-0191 block list, which stops"
+        " every stanza both ways and which users keep from their own clients.",
     )
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
 
     show = actions.add_parser(
-        "show", help="settings and lists", description="Show the policy and the three lists."
+        "show",
+        help="settings and lists",
+        description="Show the policy, presence automation and the three lists: pending,"
+        " allowed and presence blocked.",
     )
     user_argument(show)
     json_option(show)
@@ -43,8 +48,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     policy = actions.add_parser(
         "policy",
         help="how requests are answered",
-        description="ask: requests wait for the user; everyone: approved unless blocked;"
-        " nobody: refused unless allowed in advance. Applies at once to pending requests.",
+        description="ask: requests wait for the user; everyone: approved unless on the"
+        " presence blocked list; nobody: refused unless allowed in advance (a refused requester"
+        " joins the presence blocked list). Applies at once to pending requests.",
     )
     user_argument(policy)
     policy.add_argument("policy", choices=POLICIES)
@@ -55,13 +61,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         (
             "allow",
             "let a contact see the user",
-            "Move a contact to the allowed list: approved, or pre-approved if they have not asked.",
+            "Move a contact to the allowed list, off the presence blocked list: approved, or"
+            " pre-approved if they have not asked.",
         ),
         (
             "block",
-            "keep a contact from seeing the user",
-            "Move a contact to the blocked list: a pending request is refused, a subscription"
-            " cancelled (the contact sees the user go unavailable), later requests refused.",
+            "put a contact on the presence blocked list",
+            "Move a contact to the presence blocked list, so they cannot see the user's"
+            " presence: a pending request is refused, a subscription cancelled (the contact sees"
+            " the user go unavailable), later requests refused. Messages still pass: this is not"
+            " the XEP-0191 block list.",
         ),
         ("accept", "approve a pending request", "Approve a contact's pending request."),
     ):
@@ -119,9 +128,9 @@ def _print(args: argparse.Namespace, overview: dict) -> None:
     )
     console.print(f"Pending ({len(overview['pending'])})", soft_wrap=True)
     _requests(overview["pending"])
-    for name in ("allowed", "blocked"):
+    for name, title in (("allowed", "Allowed"), ("blocked", "Presence blocked")):
         contacts = overview[name]
-        console.print(f"{name.capitalize()} ({len(contacts)})", soft_wrap=True)
+        console.print(f"{title} ({len(contacts)})", soft_wrap=True)
         for contact in contacts:
             console.print(f"  {escape(contact)}", soft_wrap=True)
 

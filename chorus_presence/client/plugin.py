@@ -11,6 +11,7 @@ Needs the `client` extra (slixmpp).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from slixmpp import JID
 from slixmpp.plugins.base import BasePlugin, register_plugin
@@ -63,7 +64,7 @@ class Chorus(BasePlugin):
 
     name = "chorus"
     description = "chorus-presence: states, visibility and call routing"
-    dependencies: set[str] = set()
+    dependencies: ClassVar[set[str]] = set()
 
     # Presence states
 
@@ -126,8 +127,8 @@ class Chorus(BasePlugin):
         node = ET.Element(f"{{{ROUTING}}}routing", attributes)
         for device in routing.devices:
             ET.SubElement(node, f"{{{ROUTING}}}device", {"name": device.name, "kind": device.kind})
-        for state, device in routing.mapping.items():
-            ET.SubElement(node, f"{{{ROUTING}}}map", {"state": state, "device": device})
+        for state, device_name in routing.mapping.items():
+            ET.SubElement(node, f"{{{ROUTING}}}map", {"state": state, "device": device_name})
         await self._query("set", node)
 
     async def route(self, jid: str | None = None) -> Route:

@@ -1,1 +1,2 @@
-"""The c2s listener, the stream state machine, sessions and the stanza router."""
+"""The stream layer: the c2s stream state machine (features, STARTTLS, SASL, binding), stream
+management and client state, the metrics endpoint, and the assembled server's components."""

@@ -18,13 +18,23 @@ import logging
 import secrets
 import socket
 import ssl
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from lxml import etree
 
+from chorus_presence.config import Config
+from chorus_presence.core import topics
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.events import Nonza, SessionEvent, StreamFeatures
+from chorus_presence.core.limits import Limits
+from chorus_presence.core.metrics import Metrics
+from chorus_presence.core.router import StanzaRouter
+from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.server.client_state import ClientState
-from chorus_presence.server.context import ServerContext
 from chorus_presence.server.sasl import SaslExchange, SaslFailure, SaslStep, offered_mechanisms
 from chorus_presence.server.stream_management import StreamManagement, UnackedOverflow
+from chorus_presence.services.accounts import AccountService
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError, StreamError
 from chorus_presence.xmpp.jid import JID, JIDError, nameprep, resourceprep
@@ -50,14 +60,71 @@ KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
 CLOSE_WAIT_SECONDS = 1.0
 
 
+class ByteReader(Protocol):
+    """What a stream reads from: a TCP socket, or a WebSocket's frames."""
+
+    async def read(self, n: int, /) -> bytes: ...
+
+
+class ByteTransport(Protocol):
+    def is_closing(self) -> bool: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def abort(self) -> None: ...
+
+
+class ByteWriter(Protocol):
+    """What a stream writes to; only a TCP writer can also start TLS (STARTTLS)."""
+
+    @property
+    def transport(self) -> ByteTransport: ...
+
+    def get_extra_info(self, name: str, default: Any = None, /) -> Any: ...
+
+    def write(self, data: bytes, /) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
+class TlsByteWriter(ByteWriter, Protocol):
+    async def start_tls(
+        self, sslcontext: ssl.SSLContext, /, *, ssl_handshake_timeout: float | None = None
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """What every client stream shares: the configuration, the bus and the stanza router, who
+    is online, the limits and metrics, and what authentication needs."""
+
+    config: Config
+    bus: Bus
+    router: StanzaRouter
+    sessions: SessionRegistry
+    limits: Limits
+    metrics: Metrics
+    accounts: AccountService
+    ssl_context: ssl.SSLContext | None
+    secret: bytes
+
+    @property
+    def domain(self) -> str:
+        return self.config.domain
+
+
 class ClientStream:
     """A client connection from accept to close; once bound, it is also the session."""
 
     def __init__(
         self,
-        ctx: ServerContext,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        ctx: StreamContext,
+        reader: ByteReader,
+        writer: ByteWriter,
         *,
         secure: bool = False,
     ) -> None:
@@ -74,7 +141,7 @@ class ClientStream:
         # A WebSocket behind a TLS proxy (or on loopback) starts out secure; TCP needs STARTTLS.
         self.tls_active = secure
         self.username: str | None = None
-        self.jid: JID | None = None
+        self._jid: JID | None = None
         self._parser = self._new_parser()
         self._header_received = False
         self._header_sent = False
@@ -92,6 +159,17 @@ class ClientStream:
         self._resumed: asyncio.Future[bool] | None = None
         self.hibernating = asyncio.Event()
         _enable_keepalive(writer)
+
+    @property
+    def jid(self) -> JID:
+        """The bound full JID; only bound sessions are handed to services."""
+        if self._jid is None:
+            raise RuntimeError("the stream has not bound a resource")
+        return self._jid
+
+    @property
+    def is_bound(self) -> bool:
+        return self._jid is not None
 
     # Writing
 
@@ -144,7 +222,7 @@ class ClientStream:
     def _abort(self, reason: str) -> None:
         if self._closed:
             return
-        log.warning("stream %s of %s dropped: %s", self.stream_id, self.jid, reason)
+        log.warning("stream %s of %s dropped: %s", self.stream_id, self._jid, reason)
         self._closed = True
         self._lost = False
         self._end_reason = reason
@@ -181,7 +259,7 @@ class ClientStream:
             await self._serve_connection()
             if self._handed_over:
                 return
-            if not (self._lost and self.jid is not None and self.sm and self.sm.resumable):
+            if not (self._lost and self._jid is not None and self.sm and self.sm.resumable):
                 break
             if not await self._hibernate():
                 break
@@ -191,7 +269,7 @@ class ClientStream:
         try:
             await self._read_loop()
         except StreamError as error:
-            self._lost = error.condition == "connection-timeout" and self.jid is not None
+            self._lost = error.condition == "connection-timeout" and self._jid is not None
             self._end_stream(error)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             self._lost = not self._closed
@@ -210,7 +288,7 @@ class ClientStream:
         auth_deadline = loop.time() + limits.auth_timeout
         pinged = False
         while not self._closed:
-            if self.jid is None:
+            if self._jid is None:
                 timeout = auth_deadline - loop.time()
             else:
                 timeout = liveness.ping_timeout if pinged else liveness.ping_after
@@ -224,7 +302,7 @@ class ClientStream:
                 async with asyncio.timeout(timeout):
                     data = await self._reader.read(READ_SIZE)
             except TimeoutError:
-                if self.jid is None or not self._header_received:
+                if self._jid is None or not self._header_received:
                     raise StreamError("connection-timeout", "Negotiation took too long") from None
                 if pinged:
                     raise StreamError("connection-timeout", "No answer to ping") from None
@@ -255,7 +333,7 @@ class ClientStream:
             "iq",
             {"type": "get", "id": f"chorus-ping-{self._ping_ids}", "from": self.ctx.domain},
         )
-        ping.set("to", str(self.jid))
+        ping.set("to", str(self._jid))
         child(ping, "ping", namespace=ns.PING)
         self.send(ping)
 
@@ -268,9 +346,14 @@ class ClientStream:
         loop = asyncio.get_running_loop()
         self._resumed = loop.create_future()
         self.hibernating.set()
-        log.info("session %s hibernating: %s", self.jid, self._end_reason)
+        log.info("session %s hibernating: %s", self._jid, self._end_reason)
         # Contacts must not see a ghost while the session may still come back.
-        grace = loop.call_later(liveness.resume_grace, self.ctx.presence.suspend, self)
+        grace = loop.call_later(
+            liveness.resume_grace,
+            self.ctx.bus.notify_sync,
+            topics.SESSION_SUSPENDED,
+            SessionEvent(self),
+        )
         try:
             return await asyncio.wait_for(asyncio.shield(self._resumed), liveness.resume_timeout)
         except TimeoutError:
@@ -290,10 +373,16 @@ class ClientStream:
         self._header_received = self._header_sent = True
         self._closed = self._lost = False
         successor._handed_over = True
+        # The connection slot now in use is the successor's (perhaps from a new address):
+        # this stream gives back its own and takes that one over.
+        if self._admitted:
+            self.ctx.limits.connections.release(self.address)
+        self.address, self._admitted = successor.address, successor._admitted
+        successor._admitted = False
         for data in self.sm.unacked if self.sm else []:
             self._write(data)
-        self.ctx.presence.resume(self)
-        log.info("session %s resumed from %s", self.jid, self.peer)
+        self.ctx.bus.notify_sync(topics.SESSION_RESUMED, SessionEvent(self))
+        log.info("session %s resumed from %s", self._jid, self.peer)
         self._resumed.set_result(True)
 
     def drop_connection(self) -> None:
@@ -345,7 +434,7 @@ class ClientStream:
     def _features(self) -> Element:
         features = etree.Element(ns.qname(ns.STREAMS, "features"), nsmap={"stream": ns.STREAMS})
         if self.username is None:
-            if not self.tls_active and self.ctx.ssl_context is not None:
+            if not self.tls_active and self._tls_writer() is not None:
                 starttls = child(features, "starttls", namespace=ns.TLS)
                 if self.ctx.config.tls.required:
                     child(starttls, "required")
@@ -359,11 +448,19 @@ class ClientStream:
             session = child(features, "session", namespace=ns.SESSION)
             child(session, "optional")
             stage = "postauth"
-        for provider in self.ctx.features[stage]:
-            feature = provider(self)
-            if feature is not None:
-                features.append(feature)
+        offered = StreamFeatures(self)
+        self.ctx.bus.fire_sync(
+            topics.FEATURES_PREAUTH if stage == "preauth" else topics.FEATURES_POSTAUTH, offered
+        )
+        features.extend(offered.features)
         return features
+
+    def _tls_writer(self) -> TlsByteWriter | None:
+        """The writer when STARTTLS can happen on it: TLS is configured and the connection is
+        TCP (a WebSocket gets its TLS from the HTTP layer, RFC 7395 section 3.1)."""
+        if self.ctx.ssl_context is None or not isinstance(self._writer, asyncio.StreamWriter):
+            return None
+        return self._writer
 
     def is_secure_enough(self) -> bool:
         """True when the policy allows authentication and registration on this stream."""
@@ -379,8 +476,8 @@ class ClientStream:
             await self._starttls()
         elif namespace == ns.SASL:
             await self._on_sasl(node, name)
-        elif node.tag in self.ctx.nonzas and self.username is not None:
-            await self.ctx.nonzas[node.tag](self, node)
+        elif self.username is not None and self.ctx.bus.has(topics.nonza(str(node.tag))):
+            await self.ctx.bus.fire(topics.nonza(str(node.tag)), Nonza(self, node))
         elif name in STANZA_KINDS:
             raise StreamError("invalid-namespace", "Stanzas must be in the jabber:client namespace")
         else:
@@ -391,25 +488,26 @@ class ClientStream:
             if kind == "iq" and await self.ctx.router.route_preauth(self, stanza):
                 return
             raise StreamError("not-authorized", "Authenticate before sending stanzas")
-        if self.jid is None:
+        if self._jid is None:
             await self._before_bind(stanza, kind)
             return
         if self.sm is not None:
             self.sm.received_stanza()
-        self.ctx.metrics.received[kind].inc()
-        stanza.set("from", str(self.jid))
+        stanza.set("from", str(self._jid))
         await self.ctx.router.route(self, stanza, kind)
 
     # STARTTLS
 
     async def _starttls(self) -> None:
-        if self.tls_active or self.username is not None or self.ctx.ssl_context is None:
+        writer = self._tls_writer()
+        if self.tls_active or self.username is not None or writer is None:
             self._write(f"<failure xmlns='{ns.TLS}'/>".encode())
             raise StreamError("policy-violation", "STARTTLS is not available at this point")
         self._write(f"<proceed xmlns='{ns.TLS}'/>".encode())
         await self._writer.drain()
         try:
-            await self._writer.start_tls(
+            assert self.ctx.ssl_context is not None
+            await writer.start_tls(
                 self.ctx.ssl_context, ssl_handshake_timeout=self.ctx.config.limits.header_timeout
             )
         except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
@@ -534,8 +632,8 @@ class ClientStream:
             resource = secrets.token_hex(6)
         assert self.username is not None
         jid = JID(self.username, self.ctx.domain, resource)
-        self.jid = jid
-        replaced = self.ctx.sessions.bind(self, jid)
+        self._jid = jid
+        replaced = self.ctx.sessions.bind(self)
         if replaced is not None:
             replaced.close(StreamError("conflict", "Replaced by a new session for this resource"))
         result = iq_result(stanza)
@@ -544,6 +642,7 @@ class ClientStream:
         child(bind, "jid", text=str(jid))
         self.send(result)
         log.info("stream %s bound %s from %s", self.stream_id, jid, self.peer)
+        self.ctx.bus.notify_sync(topics.SESSION_BOUND, SessionEvent(self))
 
     # Teardown
 
@@ -551,16 +650,9 @@ class ClientStream:
         if self._admitted:
             self.ctx.limits.connections.release(self.address)
             self._admitted = False
-        if self.sm is not None and self.sm.id is not None:
-            self.ctx.resumable.pop(self.sm.id, None)
-        if self.jid is not None:
+        if self._jid is not None:
             self.ctx.sessions.unbind(self)
-            # Later services build on earlier ones, so they let go of a session first.
-            for hook in reversed(self.ctx.on_session_end):
-                try:
-                    await hook(self)
-                except Exception:
-                    log.exception("session end hook failed for %s", self.jid)
+            await self.ctx.bus.notify(topics.SESSION_ENDED, SessionEvent(self))
         self._closed = True
         self._writer.close()
         try:
@@ -593,7 +685,7 @@ def _decode_sasl_data(text: str | None, *, allow_absent: bool = False) -> bytes 
         raise SaslFailure("incorrect-encoding") from exc
 
 
-def _enable_keepalive(writer: asyncio.StreamWriter) -> None:
+def _enable_keepalive(writer: ByteWriter) -> None:
     """TCP keepalive, so the kernel notices peers that vanished without a word."""
     sock = writer.get_extra_info("socket")
     if sock is None:

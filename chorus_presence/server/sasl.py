@@ -10,12 +10,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from scramp import ScramException, ScramMechanism
 
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.credentials import fake_credentials
 from chorus_presence.xmpp.jid import JIDError, nodeprep
+
+if TYPE_CHECKING:
+    # scramp does not export the class its make_server returns.
+    from scramp.core import ScramServer
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +67,7 @@ class SaslExchange:
         self._domain = domain
         self._secret = secret
         self._iterations = iterations
-        self._scram = None
+        self._scram: ScramServer | None = None
         self._username: str | None = None
 
     async def start(self, initial: bytes | None) -> SaslStep:
@@ -77,7 +82,7 @@ class SaslExchange:
                 return await self._plain(data)
             if self._scram is None:
                 return await self._scram_first(data)
-            return self._scram_final(data)
+            return self._scram_final(self._scram, data)
         except SaslFailure as failure:
             return SaslStep("failure", condition=failure.condition, attempted_user=self._username)
 
@@ -115,10 +120,10 @@ class SaslExchange:
         self._scram = server
         return SaslStep("challenge", challenge.encode())
 
-    def _scram_final(self, data: bytes) -> SaslStep:
+    def _scram_final(self, server: ScramServer, data: bytes) -> SaslStep:
         try:
-            self._scram.set_client_final(self._decode(data))
-            final = self._scram.get_server_final()
+            server.set_client_final(self._decode(data))
+            final = server.get_server_final()
         except ScramException as exc:
             raise SaslFailure("not-authorized") from exc
         return SaslStep("success", final.encode(), username=self._username)

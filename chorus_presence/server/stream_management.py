@@ -1,26 +1,18 @@
 """Stream management (XEP-0198): per-session counters and the queue of stanzas sent but not yet
-acknowledged, and the protocol elements (enable, r, a, resume) the c2s stream hands over here.
-Hibernation itself lives in the c2s stream, which owns the connection."""
+acknowledged. The protocol elements (enable, r, a, resume) are answered in `session_nonzas`;
+hibernation itself lives in the c2s stream, which owns the connection."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections import deque
-from typing import TYPE_CHECKING
 
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StreamError
-from chorus_presence.xmpp.stanza import Element, element
-
-if TYPE_CHECKING:
-    from chorus_presence.server.c2s import ClientStream
-    from chorus_presence.server.context import ServerContext
+from chorus_presence.xmpp.stanza import Element
 
 # Counters wrap at 2^32 (XEP-0198 section 4).
 MODULO = 2**32
-# How long a resuming client waits for the server to let go of the old connection.
-RESUME_SWITCH_SECONDS = 5.0
 
 
 class UnackedOverflow(Exception):
@@ -66,69 +58,11 @@ class StreamManagement:
         return len(self._unacked)
 
 
-def setup(ctx: ServerContext) -> None:
-    """Registers the XEP-0198 elements with the c2s stream."""
-    liveness = ctx.config.liveness
-
-    def feature(stream: ClientStream) -> Element | None:
-        return element("sm", namespace=ns.SM)
-
-    async def enable(stream: ClientStream, node: Element) -> None:
-        if stream.jid is None or stream.sm is not None:
-            stream.write_nonza(_failed("unexpected-request"))
-            return
-        resumable = node.get("resume") in ("true", "1")
-        stream.sm = StreamManagement(resumable=resumable, max_unacked=liveness.max_unacked)
-        attributes = ""
-        if stream.sm.id is not None:
-            ctx.resumable[stream.sm.id] = stream
-            attributes = f" id='{stream.sm.id}' resume='true' max='{int(liveness.resume_timeout)}'"
-        stream.write_nonza(f"<enabled xmlns='{ns.SM}'{attributes}/>".encode())
-
-    async def request(stream: ClientStream, _node: Element) -> None:
-        if stream.sm is None:
-            stream.write_nonza(_failed("unexpected-request"))
-            return
-        stream.write_nonza(f"<a xmlns='{ns.SM}' h='{stream.sm.handled_in}'/>".encode())
-
-    async def answer(stream: ClientStream, node: Element) -> None:
-        if stream.sm is None:
-            return
-        if not stream.sm.acknowledged(_counter(node)):
-            raise StreamError("undefined-condition", "Acknowledged more stanzas than were sent")
-
-    async def resume(stream: ClientStream, node: Element) -> None:
-        old = ctx.resumable.get(node.get("previd", ""))
-        if stream.jid is not None or old is None or old.username != stream.username:
-            stream.write_nonza(_failed("item-not-found"))
-            return
-        if not old.hibernating.is_set():
-            # The server has not noticed yet that the old connection is gone.
-            old.drop_connection()
-            try:
-                await asyncio.wait_for(old.hibernating.wait(), RESUME_SWITCH_SECONDS)
-            except TimeoutError:
-                stream.write_nonza(_failed("unexpected-request"))
-                return
-        assert old.sm is not None
-        if not old.sm.acknowledged(_counter(node)):
-            stream.write_nonza(_failed("unexpected-request"))
-            return
-        stream.write_nonza(
-            f"<resumed xmlns='{ns.SM}' h='{old.sm.handled_in}' previd='{old.sm.id}'/>".encode()
-        )
-        old.take_over(stream)
-
-    ctx.add_stream_feature("postauth", feature)
-    for name, handler in (("enable", enable), ("r", request), ("a", answer), ("resume", resume)):
-        ctx.nonzas[ns.qname(ns.SM, name)] = handler
-
-
-def _failed(condition: str) -> bytes:
+def failed(condition: str) -> bytes:
     return f"<failed xmlns='{ns.SM}'><{condition} xmlns='{ns.STANZA_ERRORS}'/></failed>".encode()
 
 
-def _counter(node: Element) -> int:
+def counter(node: Element) -> int:
     try:
         value = int(node.get("h", ""))
     except ValueError:

@@ -1,1 +1,2 @@
-"""Feature services: each module registers its handlers with the router."""
+"""Feature services: one module per feature, each taking its collaborators in its constructor
+and subscribing its own handlers to the bus."""

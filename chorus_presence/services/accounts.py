@@ -1,8 +1,11 @@
-"""Account management and password checks, shared by the admin command line and the server.
+"""Accounts: creating and removing them, passwords and their checks, for every path in (in-band
+registration, the admin socket, the offline command line).
 
 Usernames are normalised with nodeprep here, once, so storage only ever sees canonical
 localparts. Key derivation is CPU-bound, so it runs in a worker thread to keep the event
-loop responsive.
+loop responsive. Removal is the one way any path removes an account: storage deletes every
+row naming it, on anyone's side, in one transaction; then `account/removed` lets every
+service answer for what it keeps in memory and tell whoever is online.
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 
+from chorus_presence.core import topics
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.events import AccountCreated, AccountRemoved, RemovedRosterItem
 from chorus_presence.services.credentials import (
     MAX_PASSWORD_LENGTH,
     MECHANISMS,
@@ -18,8 +24,9 @@ from chorus_presence.services.credentials import (
     fake_credentials,
     verify_password,
 )
-from chorus_presence.storage.accounts import AccountExists, AccountRepository
-from chorus_presence.xmpp.jid import JIDError, nodeprep
+from chorus_presence.storage.accounts import AccountExists
+from chorus_presence.storage.interfaces import AccountStore
+from chorus_presence.xmpp.jid import JID, JIDError, nodeprep
 
 __all__ = ["AccountExists", "AccountService", "InvalidPassword", "InvalidUsername"]
 
@@ -33,8 +40,10 @@ class InvalidPassword(ValueError):
 
 
 class AccountService:
-    def __init__(self, repo: AccountRepository, *, iterations: int) -> None:
+    def __init__(self, repo: AccountStore, bus: Bus, *, domain: str, iterations: int) -> None:
         self._repo = repo
+        self._bus = bus
+        self._domain = domain
         self._iterations = iterations
         # Keys the stand-in credentials used when checking a password for a missing account.
         self._secret = secrets.token_bytes(32)
@@ -43,23 +52,45 @@ class AccountService:
         """Register an account and return its normalised username."""
         username = _normalise(username)
         await self._repo.create(username, await self._derive(password))
+        await self._bus.notify(topics.ACCOUNT_CREATED, AccountCreated(JID(username, self._domain)))
         return username
 
     async def change_password(self, username: str, password: str) -> bool:
         """False if there is no such account."""
         return await self._repo.set_credentials(_normalise(username), await self._derive(password))
 
-    async def delete(self, username: str) -> bool:
-        """False if there was no such account."""
+    async def remove(self, username: str) -> bool:
+        """Remove the account and everything naming it; False if there was no such account."""
         prepared = _try_normalise(username)
-        return prepared is not None and await self._repo.delete(prepared)
+        removed = await self._repo.delete(prepared) if prepared is not None else None
+        if removed is None:
+            return False
+        items = tuple(
+            RemovedRosterItem(owner, item.subscription, item.pending_out, version)
+            for owner, (item, version) in removed.roster_items.items()
+        )
+        event = AccountRemoved(
+            JID(removed.username, self._domain),
+            roster_items=items,
+            pending_owners=removed.pending_owners,
+            block_list_owners=removed.block_list_owners,
+        )
+        await self._bus.notify(topics.ACCOUNT_REMOVED, event)
+        return True
 
     async def exists(self, username: str) -> bool:
         prepared = _try_normalise(username)
         return prepared is not None and await self._repo.get(prepared) is not None
 
-    async def list(self) -> list[str]:
+    async def usernames(self) -> list[str]:
         return await self._repo.list_usernames()
+
+    async def list_with_status(self) -> list[tuple[str, bool]]:
+        """Every username with its disabled flag, in username order."""
+        return await self._repo.list_with_status()
+
+    async def count(self) -> int:
+        return await self._repo.count()
 
     async def set_disabled(self, username: str, disabled: bool) -> bool:
         """False if there is no such account."""

@@ -5,7 +5,7 @@ commands node, with names computed per user), describing each command node (disc
 executing a command (the form and a session), completing it with a submitted form (checked
 against the form shown, then applied), cancelling it, and the sessions in between: per full
 JID, bounded in number and lifetime, and gone with the stream. What a command shows and does is
-its handler's business; services register handlers with `ctx.adhoc.register`.
+its handler's business; services register handlers with `AdhocService.register`.
 """
 
 from __future__ import annotations
@@ -14,18 +14,16 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from chorus_presence.server.context import ServerContext
-from chorus_presence.server.router import IqRequest
+from chorus_presence.core import topics
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.events import IqRequest, SessionEvent
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.forms import FieldValue, Form, X
 from chorus_presence.xmpp.jid import JID
 from chorus_presence.xmpp.stanza import Element, child, element
-
-if TYPE_CHECKING:
-    from chorus_presence.server.c2s import ClientStream
 
 # Sessions a resource may have open at once; executing one more drops its oldest.
 MAX_SESSIONS_PER_RESOURCE = 8
@@ -76,13 +74,15 @@ class _Session:
 class AdhocService:
     def __init__(
         self,
-        ctx: ServerContext,
+        bus: Bus,
         *,
+        domain: str,
         max_sessions: int = MAX_SESSIONS_PER_RESOURCE,
         lifetime: float = SESSION_LIFETIME,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.ctx = ctx
+        self._bus = bus
+        self._domain = domain
         self.max_sessions = max_sessions
         self.lifetime = lifetime
         self.clock = clock
@@ -103,7 +103,13 @@ class AdhocService:
         if node in self._commands:
             raise ValueError(f"command node {node!r} is already registered")
         self._commands[node] = _Command(node, name, handler, allowed)
-        self.ctx.disco_info_nodes[node] = self.node_info
+        self._bus.on(topics.disco_info(node), self.node_info)
+
+    def subscribe(self, bus: Bus) -> None:
+        bus.on(topics.DISCO_FEATURES, lambda event: event.features.add(ns.COMMANDS))
+        bus.on(topics.disco_items(ns.COMMANDS), self.list_commands)
+        bus.on(topics.iq("set", "server", ns.qname(ns.COMMANDS, "command")), self.on_command)
+        bus.on(topics.SESSION_ENDED, self.session_ended)
 
     # Service discovery
 
@@ -117,7 +123,7 @@ class AdhocService:
                     query,
                     "item",
                     {
-                        "jid": self.ctx.domain,
+                        "jid": self._domain,
                         "node": command.node,
                         "name": await command.name_for(_owner(user)),
                     },
@@ -224,8 +230,8 @@ class AdhocService:
             if not sessions:
                 del self._sessions[user]
 
-    async def session_ended(self, stream: ClientStream) -> None:
-        self._sessions.pop(stream.jid, None)
+    def session_ended(self, event: SessionEvent) -> None:
+        self._sessions.pop(event.session.jid, None)
 
 
 def _sender(request: IqRequest) -> JID:
@@ -259,13 +265,3 @@ def _executing(node: str, session_id: str, form: Form) -> Element:
 def _command_error(condition: str, text: str) -> StanzaError:
     """XEP-0050 section 4.6: each command condition rides on bad-request."""
     return StanzaError("bad-request", text, app_condition=(ns.COMMANDS, condition))
-
-
-def setup(ctx: ServerContext) -> AdhocService:
-    service = AdhocService(ctx)
-    ctx.adhoc = service
-    ctx.disco_features.add(ns.COMMANDS)
-    ctx.disco_items_nodes[ns.COMMANDS] = service.list_commands
-    ctx.router.on_iq("host", "set", ns.qname(ns.COMMANDS, "command"), service.on_command)
-    ctx.on_session_end.append(service.session_ended)
-    return service

@@ -2,9 +2,9 @@
 
 This module owns the four `urn:chorus:cmd:` commands of the seed guide's Presence settings page:
 the policy and presence automation, the pending requests (accept or block), and the allowed and
-blocked lists (move a contact to the other list). Their forms use the guide's wording and their
-names carry the guide's counts. Every change goes through `ctx.visibility`, the same service the
-IQ extension and the admin command line use.
+presence blocked lists (move a contact to the other list). Their forms use the guide's wording
+and their names carry the guide's counts. Every change goes through the visibility service, the
+same the IQ extension and the admin command line use.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chorus_presence.server.context import ServerContext
+from chorus_presence.services.adhoc import AdhocService
 from chorus_presence.services.visibility import VisibilityOverview, VisibilityService
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.forms import Field, FieldValue, Form, Option
@@ -36,11 +36,11 @@ NOTHING_CHANGED = "Nothing changed."
 class PresenceSettings:
     """The visibility policy and presence automation."""
 
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
+    def __init__(self, visibility: VisibilityService) -> None:
+        self._visibility = visibility
 
     async def start(self, owner: str) -> Element:
-        overview = await self.ctx.visibility.overview(owner)
+        overview = await self._visibility.overview(owner)
         policy = Field(
             "list-single",
             "policy",
@@ -53,7 +53,7 @@ class PresenceSettings:
         return Form((policy, away), title="Presence settings").to_element()
 
     async def submit(self, owner: str, values: dict[str, FieldValue]) -> str:
-        visibility = self.ctx.visibility
+        visibility = self._visibility
         before = await visibility.overview(owner)
         changes = []
         policy = values.get("policy", before.policy)
@@ -88,7 +88,7 @@ class Move:
 class ListCommand:
     """A list of contacts (with its count in the command's name) and the moves out of it."""
 
-    ctx: ServerContext
+    visibility: VisibilityService
     title: str
     instructions: str
     empty: str
@@ -97,11 +97,11 @@ class ListCommand:
     moves: tuple[Move, ...]
 
     async def name(self, owner: str) -> str:
-        overview = await self.ctx.visibility.overview(owner)
+        overview = await self.visibility.overview(owner)
         return f"{self.title} ({len(self.contacts(overview))})"
 
     async def start(self, owner: str) -> Element:
-        contacts = self.contacts(await self.ctx.visibility.overview(owner))
+        contacts = self.contacts(await self.visibility.overview(owner))
         title = f"{self.title} ({len(contacts)})"
         if not contacts:
             return Form((Field("fixed", value=self.empty),), title=title).to_element()
@@ -115,7 +115,7 @@ class ListCommand:
         return Form(fields, title=title, instructions=self.instructions).to_element()
 
     async def submit(self, owner: str, values: dict[str, FieldValue]) -> str:
-        visibility = self.ctx.visibility
+        visibility = self.visibility
         listed = {contact for contact, _ in self.contacts(await visibility.overview(owner))}
         chosen: dict[str, Move] = {}
         for move in self.moves:
@@ -172,14 +172,13 @@ ALLOW = Move(
 )
 
 
-def setup(ctx: ServerContext) -> None:
-    adhoc = ctx.adhoc
-    adhoc.register(SETTINGS_NODE, "Presence settings", PresenceSettings(ctx))
+def register(adhoc: AdhocService, visibility: VisibilityService) -> None:
+    adhoc.register(SETTINGS_NODE, "Presence settings", PresenceSettings(visibility))
     for node, command in (
         (
             PENDING_NODE,
             ListCommand(
-                ctx,
+                visibility,
                 "Pending presence status requests",
                 "Select the requests to accept and those to block; the rest stay pending.",
                 "There are no pending presence status requests.",
@@ -190,9 +189,9 @@ def setup(ctx: ServerContext) -> None:
         (
             ALLOWED_NODE,
             ListCommand(
-                ctx,
+                visibility,
                 "Users allowed to see your presence status",
-                "Select the users to move to the blocked list.",
+                "Select the users to move to the presence blocked list.",
                 "Nobody is on your allowed list.",
                 _allowed,
                 (BLOCK,),
@@ -201,10 +200,10 @@ def setup(ctx: ServerContext) -> None:
         (
             BLOCKED_NODE,
             ListCommand(
-                ctx,
+                visibility,
                 "Users blocked from seeing your presence status",
                 "Select the users to move to the allowed list.",
-                "Nobody is on your blocked list.",
+                "Nobody is on your presence blocked list.",
                 _blocked,
                 (ALLOW,),
             ),

@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 
 from scramp import ScramException, ScramMechanism
 from scramp.utils import saslprep
+
+from chorus_presence.storage.accounts import ScramCredentials
 
 # Strongest first: the order mechanisms are offered in.
 MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-1")
@@ -23,14 +24,6 @@ _DIGEST_SIZES = {
     "SCRAM-SHA-256": hashlib.sha256().digest_size,
     "SCRAM-SHA-1": hashlib.sha1().digest_size,
 }
-
-
-@dataclass(frozen=True)
-class ScramCredentials:
-    salt: bytes
-    iterations: int
-    stored_key: bytes
-    server_key: bytes
 
 
 def prepare_password(password: str) -> str:

@@ -1,14 +1,24 @@
 """Last activity (XEP-0012): how long ago a user went offline, durable across restarts, told
-only to those allowed to see the user's presence; and the server's uptime."""
+only to those allowed to see the user's presence; and the server's uptime.
+
+A logout is recorded when a user's last resource goes unavailable (`resource/unavailable`).
+Blocks are the filter's business: a blocked requester is refused before the query gets here,
+with the same answer a stranger gets.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from chorus_presence.server.context import ServerContext
-from chorus_presence.server.router import IqRequest
+from chorus_presence.core import topics
+from chorus_presence.core.background import BackgroundWork
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.events import IqRequest, ResourceUnavailable
+from chorus_presence.services.presence import PresenceService
+from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.subscription_states import SENDS_TO
-from chorus_presence.storage.last_activity import LastActivityRepository
+from chorus_presence.storage.interfaces import LastActivityStore
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID
@@ -19,56 +29,66 @@ STATUS = ns.qname(ns.CLIENT, "status")
 
 
 class LastActivityService:
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-        self.repo = LastActivityRepository(ctx.database)
-        self.started = time.monotonic()
+    def __init__(
+        self,
+        repo: LastActivityStore,
+        presence: PresenceService,
+        rosters: RosterService,
+        background: BackgroundWork,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.repo = repo
+        self._presence = presence
+        self._rosters = rosters
+        self._background = background
+        self._clock = clock
+        self._monotonic = monotonic
+        self.started = monotonic()
 
-    def went_unavailable(self, session, stanza: Element) -> None:
-        """Called by presence; records a logout when the user's last resource goes."""
-        user = session.jid.bare
-        if self.ctx.presence.available(user):
+    def subscribe(self, bus: Bus) -> None:
+        bus.on(topics.RESOURCE_UNAVAILABLE, self.went_unavailable)
+        bus.on(topics.DISCO_FEATURES, lambda event: event.features.add(ns.LAST_ACTIVITY))
+        bus.on(topics.iq("get", "bare", QUERY), self.query_user)
+        bus.on(topics.iq("get", "server", QUERY), self.uptime)
+
+    def went_unavailable(self, event: ResourceUnavailable) -> None:
+        """Records a logout when the user's last resource goes."""
+        if not event.last:
             return
-        status = stanza.findtext(STATUS)
-        self.ctx.background(self.repo.record(user.local, time.time(), status))
+        owner = event.session.jid.local
+        assert owner is not None
+        status = event.presence.findtext(STATUS)
+        self._background.run(self.repo.record(owner, self._clock(), status))
 
     async def may_see(self, requester: JID, user: JID) -> bool:
         if requester.bare == user:
             return True
-        if self.ctx.router.blocked_either(requester.bare, user):
-            return False
-        roster = await self.ctx.rosters.roster(user.local)
+        assert user.local is not None
+        roster = await self._rosters.roster(user.local)
         item = roster.items.get(str(requester.bare))
         return item is not None and item.subscription in SENDS_TO
 
     async def query_user(self, request: IqRequest) -> Element:
         assert request.sender is not None
-        user = request.target or request.sender.bare
+        user = request.target or request.user
         if user.local is None or not await self.may_see(request.sender, user):
             raise StanzaError("forbidden", "You may not see this user's activity")
         query = element("query", namespace=ns.LAST_ACTIVITY)
-        if self.ctx.presence.available(user):
+        if self._presence.available(user):
             query.set("seconds", "0")
             return request.reply(query)
         last = await self.repo.get(user.local)
         if last is None:
             raise StanzaError("item-not-found", "No recorded activity")
-        query.set("seconds", str(max(0, int(time.time() - last.at))))
+        query.set("seconds", str(max(0, int(self._clock() - last.at))))
         if last.status:
             query.text = last.status
         return request.reply(query)
 
     async def uptime(self, request: IqRequest) -> Element:
-        seconds = int(time.monotonic() - self.started)
+        seconds = int(self._monotonic() - self.started)
         return request.reply(
             element("query", {"seconds": str(seconds)}, namespace=ns.LAST_ACTIVITY)
         )
-
-
-def setup(ctx: ServerContext) -> LastActivityService:
-    service = LastActivityService(ctx)
-    ctx.presence.on_resource_unavailable.append(service.went_unavailable)
-    ctx.disco_features.add(ns.LAST_ACTIVITY)
-    ctx.router.on_iq("account", "get", QUERY, service.query_user)
-    ctx.router.on_iq("host", "get", QUERY, service.uptime)
-    return service

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from chorus_presence.server.context import ServerContext
-from chorus_presence.server.router import IqRequest
+from chorus_presence.core import topics
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.events import IqRequest
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.stanza import Element
 
 
-def setup(ctx: ServerContext) -> None:
-    async def establish(request: IqRequest) -> Element:
-        return request.reply()
+def subscribe(bus: Bus) -> None:
+    bus.on(topics.iq("set", "server", ns.qname(ns.SESSION, "session")), _establish)
 
-    ctx.router.on_iq("host", "set", ns.qname(ns.SESSION, "session"), establish)
+
+async def _establish(request: IqRequest) -> Element:
+    return request.reply()

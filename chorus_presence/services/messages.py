@@ -1,4 +1,4 @@
-"""Message routing (RFC 6121 sections 5 and 8.5) and offline storage (XEP-0160).
+"""Message delivery (RFC 6121 sections 5 and 8.5) and offline storage (XEP-0160).
 
 Messages reach online users only. To a user with no available resource the sender gets
 `service-unavailable`, unless `[messages] offline = "store"`, in which case the message waits
@@ -11,8 +11,14 @@ import logging
 
 from lxml import etree
 
-from chorus_presence.server.context import ServerContext
-from chorus_presence.storage.offline import OfflineMessageRepository
+from chorus_presence.config import MessagesConfig
+from chorus_presence.core import topics
+from chorus_presence.core.bus import STOP, Bus
+from chorus_presence.core.events import SessionEvent, StanzaEvent
+from chorus_presence.core.sessions import SessionRegistry
+from chorus_presence.services.accounts import AccountService
+from chorus_presence.services.presence import PresenceService
+from chorus_presence.storage.interfaces import OfflineMessageStore
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID
@@ -24,54 +30,61 @@ MESSAGE_TYPES = frozenset({"chat", "error", "groupchat", "headline", "normal"})
 
 
 class MessageService:
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-        self.store_offline = ctx.config.messages.offline == "store"
-        self.offline = OfflineMessageRepository(ctx.database)
+    def __init__(
+        self,
+        offline: OfflineMessageStore,
+        sessions: SessionRegistry,
+        presence: PresenceService,
+        accounts: AccountService,
+        config: MessagesConfig,
+        *,
+        domain: str,
+    ) -> None:
+        self.offline = offline
+        self._sessions = sessions
+        self._presence = presence
+        self._accounts = accounts
+        self._max_offline = config.max_offline
+        self._domain = domain
+        self.store_offline = config.offline == "store"
 
-    async def on_message(self, session, stanza: Element, target: JID | None) -> None:
-        message_type = stanza.get("type", "normal")
-        if message_type not in MESSAGE_TYPES:
-            # RFC 6121 section 5.2.2: an unknown type is treated as normal.
-            message_type = "normal"
-        if target is None:
-            target = session.jid.bare
-        if target.domain != self.ctx.domain:
-            raise StanzaError("remote-server-not-found", "Only local addresses are served")
-        if target.local is None:
-            if message_type in ("error", "headline"):
-                return
-            raise StanzaError("service-unavailable", "The server does not take messages")
-        self._check_blocks(session.jid.bare, target.bare)
+    def subscribe(self, bus: Bus) -> None:
+        bus.on(topics.MESSAGE_IN_BARE, self.on_message)
+        bus.on(topics.MESSAGE_IN_FULL, self.on_message)
+        bus.on(topics.MESSAGE_IN_SERVER, self.to_server)
+        bus.on(topics.SESSION_ENDED, self.session_ended)
+        if self.store_offline:
+            bus.on(topics.DISCO_FEATURES, lambda event: event.features.add(ns.OFFLINE))
+            bus.on(topics.RESOURCE_AVAILABLE, self.deliver_offline)
+
+    def to_server(self, event: StanzaEvent) -> object:
+        if _message_type(event.stanza) in ("error", "headline"):
+            return STOP
+        raise StanzaError("service-unavailable", "The server does not take messages")
+
+    async def on_message(self, event: StanzaEvent) -> object:
+        stanza, target = event.stanza, event.target
+        assert target is not None
+        message_type = _message_type(stanza)
         if target.resource is not None:
-            recipient = self.ctx.sessions.get(target)
+            recipient = self._sessions.get(target)
             if recipient is not None:
                 recipient.send(stanza)
-                return
+                return STOP
             # RFC 6121 section 8.5.3.2.1: a full JID that is not online is treated as the bare
             # JID for normal and chat messages; other types are not redelivered.
             if message_type not in ("normal", "chat"):
                 if message_type == "groupchat":
                     raise StanzaError("service-unavailable")
-                return
+                return STOP
         await self._to_account(stanza, target.bare, message_type)
-
-    def _check_blocks(self, sender: JID, recipient: JID) -> None:
-        """XEP-0191 section 3.5: nothing passes a block, whichever side set it."""
-        if self.ctx.router.blocked(sender, recipient):
-            raise StanzaError(
-                "not-acceptable",
-                "You have blocked this contact",
-                app_condition=(ns.BLOCKING_ERRORS, "blocked"),
-            )
-        if self.ctx.router.blocked(recipient, sender):
-            raise StanzaError("service-unavailable")
+        return STOP
 
     async def _to_account(self, stanza: Element, bare: JID, message_type: str) -> None:
         """RFC 6121 section 8.5.2: to the account's available resources by priority."""
         resources = [
             (session, state)
-            for session, state in self.ctx.presence.available(bare)
+            for session, state in self._presence.available(bare)
             if state.priority >= 0
         ]
         if message_type == "groupchat":
@@ -86,35 +99,40 @@ class MessageService:
             return
         if message_type in ("error", "headline"):
             return
-        if not self.ctx.sessions.is_online(bare) and not await self.ctx.accounts.exists(bare.local):
+        assert bare.local is not None
+        if not self._sessions.is_online(bare) and not await self._accounts.exists(bare.local):
             raise StanzaError("service-unavailable")
         if not self.store_offline:
             raise StanzaError("service-unavailable", "The recipient is not logged in")
-        stored = await self.offline.store(
-            bare.local, serialize(stanza).decode(), self.ctx.config.messages.max_offline
-        )
+        stored = await self.offline.store(bare.local, serialize(stanza).decode(), self._max_offline)
         if not stored:
             raise StanzaError("service-unavailable", "The recipient's offline storage is full")
 
-    async def deliver_offline(self, session) -> None:
+    async def deliver_offline(self, event: SessionEvent) -> None:
         """At initial presence with a non-negative priority, the stored messages (XEP-0160)."""
-        state = self.ctx.presence.available(session.jid.bare)
+        session = event.session
+        owner = session.jid.local
+        assert owner is not None
+        state = self._presence.available(session.jid.bare)
         mine = next((s for other, s in state if other is session), None)
         if mine is None or mine.priority < 0:
             return
-        messages = await self.offline.pending(session.jid.local)
+        messages = await self.offline.pending(owner)
         if not messages:
             return
         for message in messages:
             stanza = etree.fromstring(message.stanza)
             delay = child(stanza, "delay", namespace=ns.DELAY)
-            delay.set("from", self.ctx.domain)
+            delay.set("from", self._domain)
             delay.set("stamp", message.stored_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
             session.send(stanza)
-        await self.offline.remove(session.jid.local, messages[-1].id)
+        await self.offline.remove(owner, messages[-1].id)
 
-    async def session_ended(self, session) -> None:
+    async def session_ended(self, event: SessionEvent) -> None:
         """Messages a session never acknowledged (XEP-0198) are stored or bounced, not lost."""
+        session = event.session
+        owner = session.jid.local
+        assert owner is not None
         for data in session.undelivered():
             try:
                 stanza = etree.fromstring(data)
@@ -122,10 +140,8 @@ class MessageService:
                 continue
             if etree.QName(stanza).localname != "message" or stanza.get("type") == "error":
                 continue
-            if self.store_offline and session.jid is not None:
-                stored = await self.offline.store(
-                    session.jid.local, data.decode(), self.ctx.config.messages.max_offline
-                )
+            if self.store_offline:
+                stored = await self.offline.store(owner, data.decode(), self._max_offline)
                 if stored:
                     continue
             self._bounce(stanza)
@@ -134,17 +150,13 @@ class MessageService:
         sender = stanza.get("from")
         if not sender:
             return
-        recipient = self.ctx.sessions.get(JID.parse(sender))
+        recipient = self._sessions.get(JID.parse(sender))
         if recipient is not None:
             error = StanzaError("service-unavailable", "The recipient's connection was lost")
             recipient.send(error_reply(stanza, error))
 
 
-def setup(ctx: ServerContext) -> MessageService:
-    service = MessageService(ctx)
-    ctx.router.on_message(service.on_message)
-    ctx.on_session_end.append(service.session_ended)
-    if service.store_offline:
-        ctx.disco_features.add(ns.OFFLINE)
-        ctx.presence.on_initial_presence.append(service.deliver_offline)
-    return service
+def _message_type(stanza: Element) -> str:
+    message_type = stanza.get("type", "normal")
+    # RFC 6121 section 5.2.2: an unknown type is treated as normal.
+    return message_type if message_type in MESSAGE_TYPES else "normal"

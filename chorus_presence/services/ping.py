@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from chorus_presence.server.context import ServerContext
-from chorus_presence.server.router import IqRequest
+from chorus_presence.core import topics
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.events import IqRequest
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.stanza import Element
 
 
-def setup(ctx: ServerContext) -> None:
-    ctx.disco_features.add(ns.PING)
+def subscribe(bus: Bus) -> None:
+    bus.on(topics.DISCO_FEATURES, lambda event: event.features.add(ns.PING))
+    bus.on(topics.iq("get", "server", ns.qname(ns.PING, "ping")), _pong)
 
-    async def pong(request: IqRequest) -> Element:
-        return request.reply()
 
-    ctx.router.on_iq("host", "get", ns.qname(ns.PING, "ping"), pong)
+async def _pong(request: IqRequest) -> Element:
+    return request.reply()

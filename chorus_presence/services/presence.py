@@ -3,9 +3,11 @@ unavailable, priority, and each user's effective state.
 
 Everything here works from memory: each available resource's last presence lives in this
 service, and the rosters of online users are cached by the roster service, so a presence update
-never touches the database. Blocks (XEP-0191) are asked of `ctx.router.blocked`; what a user
-with no online resource looks like (plain unavailable, or the automation's "Not logged in") is
-asked of `offline_presence`.
+never touches the database. Who may receive a broadcast, and whose presence a user is shown,
+is narrowed by the filters on `presence/audience` and `presence/view`; directed presence and
+probes travel as `presence/in/*` events, through the same filters as every other stanza. What a
+user with no online resource looks like (plain unavailable, or the automation's "Not logged
+in") is asked on `presence/offline`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,23 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from chorus_presence.server.context import ServerContext
+from chorus_presence.core import topics
+from chorus_presence.core.bus import STOP, Bus
+from chorus_presence.core.events import (
+    AccountRemoved,
+    Audience,
+    OfflineView,
+    ResourceUnavailable,
+    SessionEvent,
+    StanzaEvent,
+)
+from chorus_presence.core.metrics import Metrics
+from chorus_presence.core.session import Session
+from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services import rich_states
+from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.subscription_states import SEES, SENDS_TO
 from chorus_presence.storage.rosters import Roster
 from chorus_presence.xmpp import namespaces as ns
@@ -28,9 +42,9 @@ from chorus_presence.xmpp.stanza import Element, element, serialize
 log = logging.getLogger(__name__)
 
 PRIORITY = ns.qname(ns.CLIENT, "priority")
-
-InitialPresenceHook = Callable[[object], Awaitable[None]]
-OfflinePresence = Callable[[JID], Element | None]
+SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
+# A session's end: presence lets go first, while the roster cache still holds the roster.
+SESSION_END_PRIORITY = 100
 
 
 @dataclass(slots=True)
@@ -45,31 +59,44 @@ class ResourcePresence:
     directed: set[JID] = field(default_factory=set)
 
 
-def _no_offline_presence(_user: JID) -> Element | None:
-    return None
-
-
 class PresenceService:
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-        self._available: dict[object, ResourcePresence] = {}
+    def __init__(
+        self,
+        bus: Bus,
+        sessions: SessionRegistry,
+        rosters: RosterService,
+        metrics: Metrics,
+        *,
+        domain: str,
+    ) -> None:
+        self._bus = bus
+        self._sessions = sessions
+        self._rosters = rosters
+        self._metrics = metrics
+        self._domain = domain
+        self._available: dict[Session, ResourcePresence] = {}
         # Sessions whose connection dropped but may resume (XEP-0198), with their last presence.
-        self._suspended: dict[object, ResourcePresence] = {}
+        self._suspended: dict[Session, ResourcePresence] = {}
         self._sequence = itertools.count(1)
-        self.on_initial_presence: list[InitialPresenceHook] = []
-        # Told of each resource that stops being available, with its unavailable presence.
-        self.on_resource_unavailable: list[Callable[[object, Element], None]] = []
-        # What contacts see of a user with no available resource, instead of unavailable.
-        self.offline_presence: OfflinePresence = _no_offline_presence
+
+    def subscribe(self, bus: Bus) -> None:
+        bus.on(topics.PRESENCE_OUT, self.on_outbound)
+        bus.on(topics.PRESENCE_IN_BARE, self.on_inbound)
+        bus.on(topics.PRESENCE_IN_FULL, self.on_inbound)
+        bus.on(topics.SESSION_ENDED, self.session_ended, priority=SESSION_END_PRIORITY)
+        bus.on(topics.SESSION_SUSPENDED, self.suspend)
+        bus.on(topics.SESSION_RESUMED, self.resume)
+        bus.on(topics.SERVER_STOPPING, self.server_stopping)
+        bus.on(topics.ACCOUNT_REMOVED, self.account_removed, priority=SESSION_END_PRIORITY)
 
     # Queries used by other services
 
-    def is_available(self, session: object) -> bool:
+    def is_available(self, session: Session) -> bool:
         return session in self._available
 
-    def available(self, bare: JID) -> list[tuple[object, ResourcePresence]]:
+    def available(self, bare: JID) -> list[tuple[Session, ResourcePresence]]:
         found = []
-        for session in self.ctx.sessions.of_account(bare):
+        for session in self._sessions.of_account(bare):
             state = self._available.get(session)
             if state is not None:
                 found.append((session, state))
@@ -82,21 +109,58 @@ class PresenceService:
             return rich_states.OFFLINE
         return max(resources, key=lambda pair: pair[1].sequence)[1].state
 
-    def blocked_either(self, first: JID, second: JID) -> bool:
-        return self.ctx.router.blocked_either(first, second)
+    def offline_presence(self, user: JID) -> Element | None:
+        """What contacts see of `user` with no resource online; None for plain unavailable."""
+        presence: Element | None = self._bus.fire_sync(topics.PRESENCE_OFFLINE, OfflineView(user))
+        return presence
+
+    def sent_directed(self, sender: JID, recipient: JID) -> bool:
+        """Whether one of `sender`'s resources has sent directed presence to `recipient`."""
+        return any(
+            target.bare == recipient
+            for _, state in self.available(sender)
+            for target in state.directed
+        )
 
     # Stanza handlers
 
-    async def on_available(self, session, stanza: Element, target: JID | None) -> None:
+    async def on_outbound(self, event: StanzaEvent) -> object:
+        stanza, target = event.stanza, event.target
+        presence_type = stanza.get("type")
+        if presence_type in SUBSCRIPTION_TYPES:
+            return None
+        if presence_type == "error":
+            # Presence errors from clients answer presence this server generated.
+            return STOP
+        if presence_type == "probe":
+            if target is None:
+                raise StanzaError("bad-request", "A probe needs a 'to' address")
+            return None if target.domain == self._domain else STOP
+        if target is not None:
+            return self._directed(event.session, stanza, target)
+        stanza.attrib.pop("to", None)
+        if presence_type is None:
+            await self._available_presence(event.session, stanza)
+        else:
+            self._go_unavailable(event.session, stanza)
+        return STOP
+
+    async def on_inbound(self, event: StanzaEvent) -> object:
+        """Presence for a local account from one of its contacts: directed presence, probes."""
+        assert event.target is not None
+        if event.stanza.get("type") == "probe":
+            await self._answer_probe(event.session, event.target.bare)
+        else:
+            self._deliver_directed(event.target, event.stanza)
+        return STOP
+
+    async def _available_presence(self, session: Session, stanza: Element) -> None:
         started = time.perf_counter()
         priority = _priority(stanza)
-        if target is not None:
-            self._directed(session, stanza, target)
-            return
         state_name = rich_states.normalise(stanza)
         owner = session.jid.local
-        roster = await self.ctx.rosters.roster(owner)
-        stanza.attrib.pop("to", None)
+        assert owner is not None
+        roster = await self._rosters.roster(owner)
         state = self._available.get(session)
         initial = state is None
         sequence = next(self._sequence)
@@ -108,28 +172,20 @@ class PresenceService:
             state.stanza, state.priority = stanza, priority
             state.state, state.sequence = state_name, sequence
         self._broadcast(session, roster, stanza)
-        self.ctx.metrics.presence_latency.observe(time.perf_counter() - started)
+        self._metrics.presence_latency.observe(time.perf_counter() - started)
         if initial:
             self._answer_probes(session, roster)
-            for hook in self.on_initial_presence:
-                await hook(session)
+            await self._bus.notify(topics.RESOURCE_AVAILABLE, SessionEvent(session))
 
-    async def on_unavailable(self, session, stanza: Element, target: JID | None) -> None:
-        if target is not None:
-            self._directed(session, stanza, target)
-            return
-        stanza.attrib.pop("to", None)
-        self._go_unavailable(session, stanza)
-
-    async def on_probe(self, session, stanza: Element, target: JID | None) -> None:
+    async def _answer_probe(self, session: Session, contact: JID) -> None:
         """A probe sent by a client: answered only for contacts the user may see."""
-        if target is None:
-            raise StanzaError("bad-request", "A probe needs a 'to' address")
-        contact, user = target.bare, session.jid.bare
+        user = session.jid.bare
         if contact != user:
-            roster = await self.ctx.rosters.roster(session.jid.local)
+            owner = user.local
+            assert owner is not None
+            roster = await self._rosters.roster(owner)
             item = roster.items.get(str(contact))
-            if item is None or item.subscription not in SEES or self.blocked_either(user, contact):
+            if item is None or item.subscription not in SEES:
                 return
         if not self._send_presence_of(contact, session):
             offline = self.offline_presence(contact)
@@ -137,17 +193,18 @@ class PresenceService:
                 offline = element("presence", {"from": str(contact), "type": "unavailable"})
             session.send_bytes(_addressed(offline, str(session.jid)))
 
-    async def on_error(self, session, stanza: Element, target: JID | None) -> None:
-        """Presence errors from clients answer presence this server generated; nothing to do."""
+    # Lifecycle handlers
 
-    async def session_ended(self, session) -> None:
+    async def session_ended(self, event: SessionEvent) -> None:
+        session = event.session
         self._suspended.pop(session, None)
         if session in self._available:
             unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
             self._go_unavailable(session, unavailable)
 
-    def suspend(self, session) -> None:
+    def suspend(self, event: SessionEvent) -> None:
         """A dropped session that may still resume: contacts see it go unavailable now."""
+        session = event.session
         state = self._available.get(session)
         if state is None:
             return
@@ -155,17 +212,40 @@ class PresenceService:
         unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
         self._go_unavailable(session, unavailable)
 
-    def resume(self, session) -> None:
+    def resume(self, event: SessionEvent) -> None:
         """A resumed session shows its presence again, and learns what it missed."""
+        session = event.session
         state = self._suspended.pop(session, None)
         if state is None:
             return
         state.sequence = next(self._sequence)
         self._available[session] = state
-        roster = self.ctx.rosters.cached(session.jid.local)
+        owner = session.jid.local
+        assert owner is not None
+        roster = self._rosters.cached(owner)
         if roster is not None:
             self._broadcast(session, roster, state.stanza)
             self._answer_probes(session, roster)
+
+    def server_stopping(self, _event: object) -> None:
+        """Every contact hears each user go offline while their connections are still open."""
+        for session in list(self._available):
+            unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
+            self._go_unavailable(session, unavailable)
+
+    def account_removed(self, event: AccountRemoved) -> None:
+        """Contacts see the removed account go, whether it was online or shown as offline."""
+        user = event.user
+        online = self.available(user)
+        offline_shown = not online and self.offline_presence(user) is not None
+        for session, _ in online:
+            unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
+            self._go_unavailable(session, unavailable, quietly=True)
+        if offline_shown:
+            unavailable = element("presence", {"type": "unavailable", "from": str(user)})
+            for item in event.roster_items:
+                if item.subscription in SEES:
+                    self._deliver_to_available(JID(item.owner, self._domain), unavailable)
 
     # Changes of subscription or blocks, called by the services that committed them
 
@@ -186,9 +266,10 @@ class PresenceService:
                 for session, _ in resources
             ] or [element("presence", {"type": "unavailable", "from": str(contact)})]
         for presence in presences:
+            sender = presence.get("from", "")
             for watcher_session in watchers:
                 watcher_session.send_presence(
-                    _addressed(presence, str(watcher_session.jid)), presence.get("from")
+                    _addressed(presence, str(watcher_session.jid)), sender
                 )
 
     async def rebroadcast_offline(self, user: JID) -> None:
@@ -199,37 +280,40 @@ class PresenceService:
         presence = self.offline_presence(user)
         if presence is None:
             presence = element("presence", {"type": "unavailable", "from": str(user)})
-        self._to_subscribers(user, await self.ctx.rosters.roster(user.local), presence)
+        assert user.local is not None
+        self._to_subscribers(user, await self._rosters.roster(user.local), presence)
 
     # Internals
 
-    def _broadcast(self, session, roster: Roster, stanza: Element) -> None:
+    def _broadcast(self, session: Session, roster: Roster, stanza: Element) -> None:
         """RFC 6121 sections 4.2.2 and 4.4.2: to every contact with a subscription from the
         user, and to all of the user's own available resources (the sender included)."""
         self._to_subscribers(session.jid.bare, roster, stanza)
         self._deliver_to_available(session.jid.bare, stanza)
 
     def _to_subscribers(self, user: JID, roster: Roster, stanza: Element) -> set[JID]:
-        told = set()
-        for contact, item in roster.items.items():
-            if item.subscription in SENDS_TO:
-                bare = JID.parse(contact)
-                if not self.blocked_either(user, bare):
-                    told.add(bare)
-                    self._deliver_to_available(bare, stanza)
-        return told
+        subscribers = {
+            JID.parse(contact)
+            for contact, item in roster.items.items()
+            if item.subscription in SENDS_TO
+        }
+        audience = Audience(user, subscribers)
+        self._bus.fire_sync(topics.PRESENCE_AUDIENCE, audience)
+        for bare in audience.others:
+            self._deliver_to_available(bare, stanza)
+        return audience.others
 
     def _deliver_to_available(self, bare: JID, stanza: Element) -> int:
         recipients = self.available(bare)
         if recipients:
             data = _addressed(stanza, str(bare))
-            sender = stanza.get("from")
+            sender = stanza.get("from", "")
             for recipient, _ in recipients:
                 recipient.send_presence(data, sender)
-            self.ctx.metrics.presence_deliveries.inc(len(recipients))
+            self._metrics.presence_deliveries.inc(len(recipients))
         return len(recipients)
 
-    def _send_presence_of(self, contact: JID, session) -> int:
+    def _send_presence_of(self, contact: JID, session: Session) -> int:
         to = str(session.jid)
         resources = self.available(contact)
         for other, state in resources:
@@ -237,68 +321,77 @@ class PresenceService:
                 session.send_presence(_addressed(state.stanza, to), str(other.jid))
         return len(resources)
 
-    def _answer_probes(self, session, roster: Roster) -> None:
+    def _answer_probes(self, session: Session, roster: Roster) -> None:
         """The server probes on the user's behalf, answering from memory (RFC 6121 4.2.2)."""
         user = session.jid.bare
         to = str(session.jid)
-        for contact, item in roster.items.items():
-            if item.subscription not in SEES:
-                continue
-            bare = JID.parse(contact)
-            if self.blocked_either(user, bare):
-                continue
+        seen = {
+            JID.parse(contact)
+            for contact, item in roster.items.items()
+            if item.subscription in SEES
+        }
+        view = Audience(user, seen)
+        self._bus.fire_sync(topics.PRESENCE_VIEW, view)
+        for bare in view.others:
             if not self._send_presence_of(bare, session):
                 offline = self.offline_presence(bare)
                 if offline is not None:
-                    session.send_presence(_addressed(offline, to), contact)
+                    session.send_presence(_addressed(offline, to), str(bare))
         self._send_presence_of(user, session)
 
-    def _go_unavailable(self, session, stanza: Element) -> None:
+    def _go_unavailable(self, session: Session, stanza: Element, *, quietly: bool = False) -> None:
         state = self._available.pop(session, None)
         if state is None:
             return
-        for hook in self.on_resource_unavailable:
-            hook(session, stanza)
         user = session.jid.bare
-        roster = self.ctx.rosters.cached(user.local)
+        last = not self.available(user)
+        if not quietly:
+            self._bus.notify_sync(
+                topics.RESOURCE_UNAVAILABLE, ResourceUnavailable(session, stanza, last)
+            )
+        assert user.local is not None
+        roster = self._rosters.cached(user.local)
         told: set[JID] = set()
         if roster is not None:
             told = self._to_subscribers(user, roster, stanza)
-            if not self.available(user):
+            if last and not quietly:
                 offline = self.offline_presence(user)
                 if offline is not None:
                     self._to_subscribers(user, roster, offline)
         self._deliver_to_available(user, stanza)
-        for recipient in state.directed:
-            if recipient.bare not in told:
-                self._deliver_directed(user, recipient, stanza)
+        directed = [recipient for recipient in state.directed if recipient.bare not in told]
+        if directed:
+            # The server sends these on the user's behalf, through the same audience filters.
+            audience = Audience(user, {recipient.bare for recipient in directed})
+            self._bus.fire_sync(topics.PRESENCE_AUDIENCE, audience)
+            for recipient in directed:
+                if recipient.bare in audience.others:
+                    self._deliver_directed(recipient, stanza)
 
-    def _directed(self, session, stanza: Element, target: JID) -> None:
+    def _directed(self, session: Session, stanza: Element, target: JID) -> object:
         """RFC 6121 section 4.6: presence to one entity, remembered so that it also gets the
-        unavailable presence when the user goes offline."""
-        if target.domain != self.ctx.domain:
+        unavailable presence when the user goes offline. Delivery is the `presence/in/*`
+        event's, which the router fires next."""
+        if target.domain != self._domain:
             raise StanzaError("remote-server-not-found", "Only local addresses are served")
         if stanza.get("type") is None:
             rich_states.normalise(stanza)
-        self._deliver_directed(session.jid.bare, target, stanza)
         state = self._available.get(session)
-        if state is None:
-            return
-        if stanza.get("type") == "unavailable":
-            state.directed.discard(target)
-        else:
-            state.directed.add(target)
+        if state is not None:
+            if stanza.get("type") == "unavailable":
+                state.directed.discard(target)
+            else:
+                state.directed.add(target)
+        return None
 
-    def _deliver_directed(self, sender: JID, target: JID, stanza: Element) -> None:
-        if self.blocked_either(sender, target.bare):
-            return
+    def _deliver_directed(self, target: JID, stanza: Element) -> None:
         if target.resource is None:
             self._deliver_to_available(target, stanza)
             return
-        recipient = self.ctx.sessions.get(target)
+        recipient = self._sessions.get(target)
         # Presence for a full JID that is not online is silently ignored (RFC 6121 8.5.3.2.1).
         if recipient is not None:
-            recipient.send_presence(_addressed(stanza, str(target)), stanza.get("from"))
+            recipient.send_presence(_addressed(stanza, str(target)), stanza.get("from", ""))
 
 
 class _LastSerialised:
@@ -349,14 +442,3 @@ def _priority(stanza: Element) -> int:
     if value is None or not -128 <= value <= 127:
         raise StanzaError("bad-request", "Priority must be an integer from -128 to 127")
     return value
-
-
-def setup(ctx: ServerContext) -> PresenceService:
-    service = PresenceService(ctx)
-    ctx.presence = service
-    ctx.router.on_presence((None,), service.on_available)
-    ctx.router.on_presence(("unavailable",), service.on_unavailable)
-    ctx.router.on_presence(("probe",), service.on_probe)
-    ctx.router.on_presence(("error",), service.on_error)
-    ctx.on_session_end.append(service.session_ended)
-    return service

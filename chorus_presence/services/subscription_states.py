@@ -37,6 +37,14 @@ def _subscription(to: bool, from_: bool) -> Subscription:
     return _SUBSCRIPTIONS[(to, from_)]
 
 
+def subscription_of(text: str) -> Subscription:
+    """A stored subscription value as the type it is (storage checks it on write)."""
+    for value in _SUBSCRIPTIONS.values():
+        if value == text:
+            return value
+    raise ValueError(f"not a subscription: {text!r}")
+
+
 # The subscriptions that let the owner see the contact's presence, and the contact the owner's.
 SEES = frozenset({"to", "both"})
 SENDS_TO = frozenset({"from", "both"})

@@ -8,16 +8,30 @@ database transaction before anything is delivered or pushed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import cast
 
-from chorus_presence.server.context import ServerContext
+from chorus_presence.core import topics
+from chorus_presence.core.bus import STOP, Bus
+from chorus_presence.core.events import (
+    SessionEvent,
+    StanzaEvent,
+    StreamFeatures,
+    SubscriptionRequest,
+)
+from chorus_presence.core.sessions import SessionRegistry
+from chorus_presence.services.accounts import AccountService
+from chorus_presence.services.presence import PresenceService
+from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.subscription_states import (
     SEES,
     SENDS_TO,
+    Kind,
     SubState,
     inbound,
     outbound,
+    subscription_of,
 )
 from chorus_presence.storage.rosters import PendingRequest, Roster, RosterChanges, RosterItem
 from chorus_presence.xmpp import namespaces as ns
@@ -28,6 +42,11 @@ from chorus_presence.xmpp.stanza import Element, child, element
 STATUS = ns.qname(ns.CLIENT, "status")
 KINDS = ("subscribe", "subscribed", "unsubscribe", "unsubscribed")
 MAX_STATUS_CHARS = 1024
+
+# Whether either of two bare JIDs blocks the other (XEP-0191).
+BlockCheck = Callable[[JID, JID], bool]
+# Takes one subscription request of a user from the rate limit; False when over it.
+RequestLimiter = Callable[[str], bool]
 
 
 @dataclass
@@ -87,7 +106,7 @@ def state_of(roster: Roster, contact: str) -> SubState:
     if item is None:
         return SubState(pending_in=pending_in)
     return SubState(
-        subscription=item.subscription,
+        subscription=subscription_of(item.subscription),
         pending_out=item.pending_out,
         pending_in=pending_in,
         approved=item.approved,
@@ -102,93 +121,151 @@ def subscription_stanza(kind: str, sender: JID, recipient: JID, status: str | No
     return stanza
 
 
-RequestPolicy = Callable[[JID, JID], Awaitable[str | None]]
-
-
 def _with_approval(state: SubState) -> SubState:
     """The owner's state as if they had pre-approved the requester (RFC 6121 section 3.4)."""
     return replace(state, approved=True, in_roster=True)
 
 
 class SubscriptionService:
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-        # Consulted in order for each inbound request; the first decision counts. Called with
-        # the roster lock held, so a policy must not start another exchange.
-        self.request_policies: list[RequestPolicy] = []
+    """Subscription exchanges between local users, committed before anything is sent.
 
-    async def on_subscription(self, session, stanza: Element, target: JID | None) -> None:
+    A request's fate under the owner's settings is asked on `subscription/request`; blocks
+    (XEP-0191) are asked of `blocked_either`, since a cancellation must still change both
+    rosters across a block while sending nothing over it.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        rosters: RosterService,
+        presence: PresenceService,
+        accounts: AccountService,
+        sessions: SessionRegistry,
+        request_limit: RequestLimiter,
+        blocked_either: BlockCheck,
+        *,
+        domain: str,
+    ) -> None:
+        self._bus = bus
+        self._rosters = rosters
+        self._presence = presence
+        self._accounts = accounts
+        self._sessions = sessions
+        self._request_limit = request_limit
+        self._blocked_either = blocked_either
+        self._domain = domain
+
+    def subscribe(self, bus: Bus) -> None:
+        bus.on(topics.PRESENCE_OUT, self.on_subscription)
+        bus.on(topics.RESOURCE_AVAILABLE, self.deliver_pending)
+        bus.on(topics.FEATURES_POSTAUTH, _pre_approval_feature)
+
+    async def on_subscription(self, event: StanzaEvent) -> object:
+        stanza = event.stanza
+        kind = stanza.get("type")
+        if kind not in KINDS:
+            return None
+        target = event.target
         if target is None:
             raise StanzaError("bad-request", "A subscription stanza needs a 'to' address")
-        user, contact = session.jid.bare, target.bare
+        user, contact = event.sender.bare, target.bare
         if contact == user:
             # Every user is implicitly subscribed to their own presence (RFC 6121 section 3).
-            return
-        if stanza.get("type") == "subscribe" and not self.ctx.limits.subscriptions.allow(
-            user.local
-        ):
+            return STOP
+        assert user.local is not None
+        if kind == "subscribe" and not self._request_limit(user.local):
             raise StanzaError(
                 "policy-violation", "Too many subscription requests", error_type="wait"
             )
         status = stanza.findtext(STATUS)
         if status is not None:
             status = status[:MAX_STATUS_CHARS]
-        await self.exchange(user, contact, stanza.get("type"), status)
+        await self.exchange(user, contact, kind, status)
+        return STOP
 
-    async def exchange(self, user: JID, contact: JID, kind: str, status: str | None = None) -> None:
-        rosters = self.ctx.rosters
-        blocked = self.ctx.router.blocked_either(user, contact)
+    async def exchange(
+        self,
+        user: JID,
+        contact: JID,
+        kind: str,
+        status: str | None = None,
+        *,
+        also: RosterChanges | None = None,
+    ) -> None:
+        """One subscription stanza from `user` to `contact`, both sides processed; `also`
+        holds changes that commit in the same transaction (a visibility move's list entry)."""
+        await self.exchange_all([(user, contact, kind, status)], also=also)
+
+    async def exchange_all(
+        self, moves: list[tuple[JID, JID, str, str | None]], *, also: RosterChanges | None = None
+    ) -> None:
+        """Several exchanges committed as one transaction. Each must concern a different pair
+        of users: they are all worked out from the rosters as they were before any of them."""
+        work = _Exchange(changes=also or RosterChanges())
+        async with self._rosters.lock:
+            for user, contact, kind, status in moves:
+                await self._plan(work, user, contact, kind, status)
+            await self._rosters.commit(work.changes)
+        self._finish(work)
+
+    async def _plan(
+        self, work: _Exchange, user: JID, contact: JID, kind: str, status: str | None
+    ) -> None:
+        blocked = self._blocked_either(user, contact)
         if blocked and kind in ("subscribe", "subscribed"):
             # XEP-0191: nothing that would grant a view of presence crosses a block, whichever
             # side set it; neither roster changes, so the two stay in step (RFC 6121 App. A).
             return
-        work = _Exchange(blocked=blocked)
-        async with rosters.lock:
-            user_roster = await rosters.roster(user.local)
-            contact_key, user_key = str(contact), str(user)
-            user_before = state_of(user_roster, contact_key)
-            sent = outbound(user_before, kind)
-            work.record(user.local, user_roster, contact_key, user_before, sent.state)
-            user_after = sent.state
-            decision = None
-            if sent.route and kind == "subscribe":
-                decision = await self._decide(contact, user)
-            if decision == "drop":
-                pass
-            elif sent.route and (decision == "refuse" or not await self._is_local_account(contact)):
-                if kind == "subscribe" and contact.domain == self.ctx.domain:
-                    # RFC 6121 section 3.1.3: a request to a user who does not exist, or one the
-                    # contact's policy refuses, is answered with unsubscribed.
-                    answer = inbound(user_after, "unsubscribed")
-                    work.record(user.local, user_roster, contact_key, user_after, answer.state)
-                    user_after = answer.state
-                    work.deliver(user, "unsubscribed", contact)
-            elif sent.route:
-                contact_roster = await rosters.roster(contact.local)
-                contact_before = state_of(contact_roster, user_key)
-                if decision == "approve":
-                    contact_before = _with_approval(contact_before)
-                received = inbound(contact_before, kind)
-                work.record(
-                    contact.local, contact_roster, user_key, contact_before, received.state, status
-                )
-                if received.deliver:
-                    work.deliver(contact, kind, user, status if kind == "subscribe" else None)
-                if received.auto_reply is not None:
-                    answer = inbound(user_after, received.auto_reply)
-                    work.record(user.local, user_roster, contact_key, user_after, answer.state)
-                    user_after = answer.state
-                    if answer.deliver:
-                        work.deliver(user, received.auto_reply, contact)
-                work.seeing(contact, user, contact_before, received.state)
-            work.seeing(user, contact, user_before, user_after)
-            await rosters.commit(work.changes)
-        self._finish(work)
+        work.blocked = blocked
+        rosters = self._rosters
+        assert user.local is not None
+        user_roster = await rosters.roster(user.local)
+        contact_key, user_key = str(contact), str(user)
+        user_before = state_of(user_roster, contact_key)
+        sent = outbound(user_before, _kind(kind))
+        work.record(user.local, user_roster, contact_key, user_before, sent.state)
+        user_after = sent.state
+        decision = None
+        if sent.route and kind == "subscribe":
+            decision = await self._bus.fire(
+                topics.SUBSCRIPTION_REQUEST, SubscriptionRequest(contact, user, work.changes)
+            )
+        if decision == "drop":
+            pass
+        elif sent.route and (decision == "refuse" or not await self._is_local_account(contact)):
+            if kind == "subscribe" and contact.domain == self._domain:
+                # RFC 6121 section 3.1.3: a request to a user who does not exist, or one the
+                # contact's policy refuses, is answered with unsubscribed.
+                answer = inbound(user_after, "unsubscribed")
+                work.record(user.local, user_roster, contact_key, user_after, answer.state)
+                user_after = answer.state
+                work.deliver(user, "unsubscribed", contact)
+        elif sent.route:
+            assert contact.local is not None
+            contact_roster = await rosters.roster(contact.local)
+            contact_before = state_of(contact_roster, user_key)
+            if decision == "approve":
+                contact_before = _with_approval(contact_before)
+            received = inbound(contact_before, _kind(kind))
+            work.record(
+                contact.local, contact_roster, user_key, contact_before, received.state, status
+            )
+            if received.deliver:
+                work.deliver(contact, kind, user, status if kind == "subscribe" else None)
+            if received.auto_reply is not None:
+                answer = inbound(user_after, received.auto_reply)
+                work.record(user.local, user_roster, contact_key, user_after, answer.state)
+                user_after = answer.state
+                if answer.deliver:
+                    work.deliver(user, received.auto_reply, contact)
+            work.seeing(contact, user, contact_before, received.state)
+        work.seeing(user, contact, user_before, user_after)
+        work.blocked = False
 
     async def remove_contact(self, owner: str, contact_text: str) -> None:
         """RFC 6121 section 2.5: delete the item and cancel subscriptions both ways."""
-        rosters = self.ctx.rosters
-        user = JID(owner, self.ctx.domain)
+        rosters = self._rosters
+        user = JID(owner, self._domain)
         contact = JID.parse(contact_text)
         work = _Exchange()
         async with rosters.lock:
@@ -201,10 +278,11 @@ class SubscriptionService:
                 work.changes.pending_remove.append((owner, contact_text))
             work.seeing(user, contact, before, SubState())
             if await self._is_local_account(contact):
+                assert contact.local is not None
                 contact_roster = await rosters.roster(contact.local)
                 contact_before = state_of(contact_roster, str(user))
                 contact_state = contact_before
-                cancels = []
+                cancels: list[Kind] = []
                 if before.subscription in SEES or before.pending_out:
                     cancels.append("unsubscribe")
                 if before.subscription in SENDS_TO or before.pending_in:
@@ -219,45 +297,36 @@ class SubscriptionService:
             await rosters.commit(work.changes)
         self._finish(work)
 
-    async def deliver_pending(self, session) -> None:
+    async def deliver_pending(self, event: SessionEvent) -> None:
         """RFC 6121 section 3.1.3: unanswered requests are delivered again at each login."""
-        roster = await self.ctx.rosters.roster(session.jid.local)
+        session = event.session
+        assert session.jid.local is not None
+        roster = await self._rosters.roster(session.jid.local)
         for request in list(roster.pending.values()):
             sender = JID.parse(request.contact)
-            if self.ctx.router.blocked_either(session.jid.bare, sender):
+            if self._blocked_either(session.jid.bare, sender):
                 continue
             stanza = subscription_stanza("subscribe", sender, session.jid.bare, request.status)
             session.send(stanza)
 
     def _finish(self, work: _Exchange) -> None:
-        presence = self.ctx.presence
         for recipient, stanza in work.deliveries:
-            for session, _state in presence.available(recipient):
+            for session, _state in self._presence.available(recipient):
                 session.send(stanza)
         for watcher, contact, can_see in work.visibility:
-            presence.visibility_changed(watcher, contact, can_see=can_see)
-
-    async def _decide(self, owner: JID, requester: JID) -> str | None:
-        """What the owner's settings say about a request from `requester`: None to handle it
-        by RFC 6121 alone, 'approve', 'refuse' (answered with unsubscribed) or 'drop'."""
-        for policy in self.request_policies:
-            decision = await policy(owner, requester)
-            if decision is not None:
-                return decision
-        return None
+            self._presence.visibility_changed(watcher, contact, can_see=can_see)
 
     async def _is_local_account(self, jid: JID) -> bool:
-        if jid.domain != self.ctx.domain or jid.local is None:
+        if jid.domain != self._domain or jid.local is None:
             return False
-        return self.ctx.sessions.is_online(jid) or await self.ctx.accounts.exists(jid.local)
+        return self._sessions.is_online(jid) or await self._accounts.exists(jid.local)
 
 
-def setup(ctx: ServerContext) -> SubscriptionService:
-    service = SubscriptionService(ctx)
-    ctx.subscriptions = service
-    ctx.router.on_presence(KINDS, service.on_subscription)
-    ctx.presence.on_initial_presence.append(service.deliver_pending)
-    ctx.add_stream_feature(
-        "postauth", lambda _stream: element("sub", namespace=ns.PRE_APPROVAL_FEATURE)
-    )
-    return service
+def _kind(kind: str) -> Kind:
+    if kind not in KINDS:
+        raise ValueError(f"not a subscription stanza type: {kind!r}")
+    return cast(Kind, kind)
+
+
+def _pre_approval_feature(event: StreamFeatures) -> None:
+    event.features.append(element("sub", namespace=ns.PRE_APPROVAL_FEATURE))

@@ -11,15 +11,24 @@ service backs the IQ extension below, the ad-hoc commands and the admin command 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chorus_presence.server.context import ServerContext
-from chorus_presence.server.router import IqRequest
+from chorus_presence.core import topics
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.events import (
+    AccountRemoved,
+    IqRequest,
+    OfflineView,
+    SubscriptionRequest,
+)
 from chorus_presence.services import rich_states
+from chorus_presence.services.presence import PresenceService
+from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.subscription_states import SEES, SENDS_TO
-from chorus_presence.storage.rosters import PendingRequest
-from chorus_presence.storage.settings import SettingsRepository
-from chorus_presence.storage.visibility import PresenceBlockRepository
+from chorus_presence.services.subscriptions import SubscriptionService
+from chorus_presence.storage.interfaces import PresenceBlockStore, SettingsStore
+from chorus_presence.storage.rosters import PendingRequest, RosterChanges
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID, JIDError
@@ -28,6 +37,7 @@ from chorus_presence.xmpp.stanza import Element, child, element
 log = logging.getLogger(__name__)
 
 POLICIES = ("ask", "everyone", "nobody")
+QUERY = ns.qname(ns.CHORUS_VISIBILITY, "visibility")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,24 +50,64 @@ class VisibilityOverview:
 
 
 class VisibilityService:
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-        self.settings = SettingsRepository(ctx.database)
-        self.blocks = PresenceBlockRepository(ctx.database)
+    def __init__(
+        self,
+        settings: SettingsStore,
+        presence_blocks: PresenceBlockStore,
+        rosters: RosterService,
+        subscriptions: SubscriptionService,
+        presence: PresenceService,
+        automated: set[str],
+        *,
+        domain: str,
+    ) -> None:
+        self.settings = settings
+        self.presence_blocks = presence_blocks
+        self._rosters = rosters
+        self._subscriptions = subscriptions
+        self._presence = presence
+        self._domain = domain
         # Presence automation is read on the presence path, so it is kept in memory.
-        self._automated: set[str] = set()
+        self._automated = automated
 
-    async def load(self) -> None:
-        self._automated = await self.settings.owners_with("away_when_offline")
+    @classmethod
+    async def load(
+        cls,
+        settings: SettingsStore,
+        presence_blocks: PresenceBlockStore,
+        rosters: RosterService,
+        subscriptions: SubscriptionService,
+        presence: PresenceService,
+        *,
+        domain: str,
+    ) -> VisibilityService:
+        automated = await settings.owners_with("away_when_offline")
+        return cls(
+            settings, presence_blocks, rosters, subscriptions, presence, automated, domain=domain
+        )
 
-    def forget(self, username: str) -> None:
-        self._automated.discard(username)
+    def subscribe(self, bus: Bus) -> None:
+        bus.on(topics.SUBSCRIPTION_REQUEST, self.request_policy)
+        bus.on(topics.PRESENCE_OFFLINE, self.offline_presence)
+        bus.on(topics.ACCOUNT_REMOVED, self.account_removed)
+        bus.on(
+            topics.DISCO_FEATURES,
+            lambda event: event.features.update({ns.CHORUS_PRESENCE, ns.CHORUS_VISIBILITY}),
+        )
+        bus.on(topics.iq("get", "bare", QUERY), self._get)
+        bus.on(topics.iq("set", "bare", QUERY), self._configure)
+        for name, method in (("accept", self.accept), ("block", self.block), ("allow", self.allow)):
+            bus.on(topics.iq("set", "bare", ns.qname(ns.CHORUS_VISIBILITY, name)), _action(method))
+
+    def account_removed(self, event: AccountRemoved) -> None:
+        assert event.user.local is not None
+        self._automated.discard(event.user.local)
 
     # Queries
 
     async def overview(self, owner: str) -> VisibilityOverview:
         settings = await self.settings.get(owner)
-        roster = await self.ctx.rosters.roster(owner)
+        roster = await self._rosters.roster(owner)
         allowed = sorted(
             contact
             for contact, item in roster.items.items()
@@ -68,47 +118,72 @@ class VisibilityService:
             away_when_offline=settings.away_when_offline,
             pending=list(roster.pending.values()),
             allowed=allowed,
-            blocked=await self.blocks.list(owner),
+            blocked=await self.presence_blocks.list(owner),
         )
 
-    def offline_presence(self, user: JID) -> Element | None:
-        if user.local in self._automated:
-            return rich_states.offline_presence(str(user))
+    def offline_presence(self, view: OfflineView) -> Element | None:
+        if view.user.local in self._automated:
+            return rich_states.offline_presence(str(view.user))
         return None
 
     # Changes
 
     async def set_policy(self, owner: str, policy: str) -> None:
         """Change the policy; it applies at once to the requests still pending."""
-        if policy not in POLICIES:
-            raise StanzaError("bad-request", f"The policy must be one of {', '.join(POLICIES)}")
-        await self.settings.update(owner, visibility_policy=policy)
-        log.info("visibility policy of %s set to %s", owner, policy)
-        if policy == "ask":
-            return
-        roster = await self.ctx.rosters.roster(owner)
-        for contact in list(roster.pending):
-            if policy == "everyone" and not await self.blocks.contains(owner, contact):
-                await self.accept(owner, contact)
-            else:
-                await self.block(owner, contact)
+        await self.configure(owner, policy=policy)
 
     async def set_away_when_offline(self, owner: str, enabled: bool) -> None:
-        await self.settings.update(owner, away_when_offline=enabled)
-        if enabled:
-            self._automated.add(owner)
-        else:
-            self._automated.discard(owner)
-        await self.ctx.presence.rebroadcast_offline(self._jid(owner))
+        await self.configure(owner, away_when_offline=enabled)
+
+    async def configure(
+        self, owner: str, *, policy: str | None = None, away_when_offline: bool | None = None
+    ) -> None:
+        """Change the policy, presence automation or both, in one transaction with the
+        answers a new policy gives the requests still pending."""
+        if policy is not None and policy not in POLICIES:
+            raise StanzaError("bad-request", f"The policy must be one of {', '.join(POLICIES)}")
+        settings: dict[str, object] = {}
+        if policy is not None:
+            settings["visibility_policy"] = policy
+        if away_when_offline is not None:
+            settings["away_when_offline"] = away_when_offline
+        if not settings:
+            return
+        changes = RosterChanges(settings=[(owner, settings)])
+        user = self._jid(owner)
+        moves: list[tuple[JID, JID, str, str | None]] = []
+        if policy in ("everyone", "nobody"):
+            roster = await self._rosters.roster(owner)
+            for contact in list(roster.pending):
+                blocked = await self.presence_blocks.contains(owner, contact)
+                if policy == "everyone" and not blocked:
+                    changes.presence_blocks_remove.append((owner, contact))
+                    moves.append((user, JID.parse(contact), "subscribed", None))
+                else:
+                    changes.presence_blocks_add.append((owner, contact))
+                    moves.append((user, JID.parse(contact), "unsubscribed", None))
+        await self._subscriptions.exchange_all(moves, also=changes)
+        if policy is not None:
+            log.info("visibility policy of %s set to %s", owner, policy)
+        if away_when_offline is not None:
+            if away_when_offline:
+                self._automated.add(owner)
+            else:
+                self._automated.discard(owner)
+            await self._presence.rebroadcast_offline(user)
 
     async def accept(self, owner: str, contact: str) -> None:
         """Answer a pending request with yes: the requester joins the allowed list."""
         contact = _bare(contact)
-        roster = await self.ctx.rosters.roster(owner)
+        roster = await self._rosters.roster(owner)
         if contact not in roster.pending:
             raise StanzaError("item-not-found", "No pending request from that contact")
-        await self.blocks.remove(owner, contact)
-        await self.ctx.subscriptions.exchange(self._jid(owner), JID.parse(contact), "subscribed")
+        await self._subscriptions.exchange(
+            self._jid(owner),
+            JID.parse(contact),
+            "subscribed",
+            also=RosterChanges(presence_blocks_remove=[(owner, contact)]),
+        )
 
     async def block(self, owner: str, contact: str) -> None:
         """Keep a contact from seeing the user's presence: a pending request is refused, a
@@ -117,8 +192,12 @@ class VisibilityService:
         contact = _bare(contact)
         if contact == str(self._jid(owner)):
             raise StanzaError("not-allowed", "You cannot block yourself")
-        await self.blocks.add(owner, contact)
-        await self.ctx.subscriptions.exchange(self._jid(owner), JID.parse(contact), "unsubscribed")
+        await self._subscriptions.exchange(
+            self._jid(owner),
+            JID.parse(contact),
+            "unsubscribed",
+            also=RosterChanges(presence_blocks_add=[(owner, contact)]),
+        )
         log.info("%s blocked %s from seeing their presence", owner, contact)
 
     async def allow(self, owner: str, contact: str) -> None:
@@ -129,39 +208,78 @@ class VisibilityService:
         if contact == str(self._jid(owner)):
             raise StanzaError("not-allowed", "You always see your own presence")
         user, other = self._jid(owner), JID.parse(contact)
-        await self.blocks.remove(owner, contact)
-        await self.ctx.subscriptions.exchange(user, other, "subscribed")
-        if other.domain == self.ctx.domain and other.local is not None:
-            their_roster = await self.ctx.rosters.roster(other.local)
+        await self._subscriptions.exchange(
+            user,
+            other,
+            "subscribed",
+            also=RosterChanges(presence_blocks_remove=[(owner, contact)]),
+        )
+        if other.domain == self._domain and other.local is not None:
+            their_roster = await self._rosters.roster(other.local)
             item = their_roster.items.get(str(user))
             if item is not None and item.subscription not in SEES:
-                await self.ctx.subscriptions.exchange(other, user, "subscribe")
+                await self._subscriptions.exchange(other, user, "subscribe")
         log.info("%s allowed %s to see their presence", owner, contact)
 
-    async def request_policy(self, owner: JID, requester: JID) -> str | None:
+    async def request_policy(self, request: SubscriptionRequest) -> str | None:
         """Decides an inbound request by the owner's blocked list and policy."""
-        if owner.local is None:
+        owner = request.owner.local
+        if owner is None:
             return None
-        requester_text = str(requester.bare)
-        roster = await self.ctx.rosters.roster(owner.local)
+        requester_text = str(request.requester.bare)
+        roster = await self._rosters.roster(owner)
         item = roster.items.get(requester_text)
         if item is not None and item.subscription in SENDS_TO:
             # Already allowed: RFC 6121 section 3.1.3 answers subscribed and changes nothing.
             return None
-        if await self.blocks.contains(owner.local, requester_text):
+        if await self.presence_blocks.contains(owner, requester_text):
             return "refuse"
-        policy = (await self.settings.get(owner.local)).visibility_policy
+        policy = (await self.settings.get(owner)).visibility_policy
         if policy == "everyone":
             return "approve"
         if policy == "nobody":
             if item is not None and item.approved:
                 return None
-            await self.blocks.add(owner.local, requester_text)
+            request.changes.presence_blocks_add.append((owner, requester_text))
             return "refuse"
         return None
 
+    # The IQ extension
+
+    async def _get(self, request: IqRequest) -> Element:
+        return request.reply(overview_element(await self.overview(_own_account(request))))
+
+    async def _configure(self, request: IqRequest) -> Element:
+        owner = _own_account(request)
+        policy = request.payload.get("policy")
+        automation = request.payload.get("away-when-offline")
+        # Everything is checked before anything changes: a refused request changes nothing.
+        away = _parse_bool(automation) if automation is not None else None
+        await self.configure(owner, policy=policy, away_when_offline=away)
+        return request.reply(overview_element(await self.overview(owner)))
+
     def _jid(self, owner: str) -> JID:
-        return JID(owner, self.ctx.domain)
+        return JID(owner, self._domain)
+
+
+def _own_account(request: IqRequest) -> str:
+    if request.target is not None and request.target != request.user:
+        raise StanzaError("forbidden", "Only your own settings can be read or changed")
+    return request.username
+
+
+def _action(
+    method: Callable[[str, str], Awaitable[None]],
+) -> Callable[[IqRequest], Awaitable[Element]]:
+    async def handler(request: IqRequest) -> Element:
+        owner = _own_account(request)
+        contact = request.payload.get("jid")
+        if not contact:
+            raise StanzaError("bad-request", "A 'jid' attribute is required")
+        await method(owner, contact)
+        return request.reply()
+
+    return handler
 
 
 def _bare(text: str) -> str:
@@ -200,58 +318,3 @@ def _parse_bool(text: str) -> bool:
     if text in ("false", "0"):
         return False
     raise StanzaError("bad-request", "Booleans are true or false")
-
-
-async def start(ctx: ServerContext) -> None:
-    await ctx.visibility.load()
-
-
-def setup(ctx: ServerContext) -> VisibilityService:
-    service = VisibilityService(ctx)
-    ctx.visibility = service
-    ctx.presence.offline_presence = service.offline_presence
-    ctx.subscriptions.request_policies.append(service.request_policy)
-    ctx.on_account_removed.append(service.forget)
-    ctx.disco_features.update({ns.CHORUS_PRESENCE, ns.CHORUS_VISIBILITY})
-
-    def own_account(request: IqRequest) -> str:
-        sender = request.sender
-        assert sender is not None and sender.local is not None
-        if request.target is not None and request.target != sender.bare:
-            raise StanzaError("forbidden", "Only your own settings can be read or changed")
-        return sender.local
-
-    async def get(request: IqRequest) -> Element:
-        return request.reply(overview_element(await service.overview(own_account(request))))
-
-    async def configure(request: IqRequest) -> Element:
-        owner = own_account(request)
-        policy = request.payload.get("policy")
-        automation = request.payload.get("away-when-offline")
-        if policy is not None:
-            await service.set_policy(owner, policy)
-        if automation is not None:
-            await service.set_away_when_offline(owner, _parse_bool(automation))
-        return request.reply(overview_element(await service.overview(owner)))
-
-    def action(method):
-        async def handler(request: IqRequest) -> Element:
-            owner = own_account(request)
-            contact = request.payload.get("jid")
-            if not contact:
-                raise StanzaError("bad-request", "A 'jid' attribute is required")
-            await method(owner, contact)
-            return request.reply()
-
-        return handler
-
-    query = ns.qname(ns.CHORUS_VISIBILITY, "visibility")
-    ctx.router.on_iq("account", "get", query, get)
-    ctx.router.on_iq("account", "set", query, configure)
-    for name, method in (
-        ("accept", service.accept),
-        ("block", service.block),
-        ("allow", service.allow),
-    ):
-        ctx.router.on_iq("account", "set", ns.qname(ns.CHORUS_VISIBILITY, name), action(method))
-    return service

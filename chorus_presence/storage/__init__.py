@@ -1,1 +1,2 @@
-"""SQLite storage: the database, its migrations and one repository per aggregate."""
+"""Storage: one interface per aggregate, the factory that opens a backend, and the SQLite
+backend (its database, migrations and repositories)."""

@@ -1,7 +1,8 @@
-"""Persistence of accounts and their SCRAM credentials.
+"""Persistence of accounts, their SCRAM credentials, and account removal.
 
 Usernames arrive here already normalised; this module stores and fetches, nothing more.
-Every write is committed before its method returns.
+Every write is committed before its method returns. Removing an account also removes every
+row on other users' side that names it, so a later account of the same name inherits nothing.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from sqlite3 import Row
 
 import aiosqlite
 
-from chorus_presence.services.credentials import ScramCredentials
 from chorus_presence.storage.database import Database
+from chorus_presence.storage.rosters import ITEM_COLUMNS, RosterItem, bump_version, item_from_row
 
 
 class AccountExists(Exception):
@@ -25,6 +27,14 @@ class AccountExists(Exception):
 
 
 @dataclass(frozen=True)
+class ScramCredentials:
+    salt: bytes
+    iterations: int
+    stored_key: bytes
+    server_key: bytes
+
+
+@dataclass(frozen=True)
 class Account:
     username: str
     disabled: bool
@@ -33,9 +43,26 @@ class Account:
     credentials: Mapping[str, ScramCredentials]
 
 
+@dataclass(frozen=True)
+class RemovedAccount:
+    """What removing an account took from other users, so their live state can follow."""
+
+    username: str
+    # Other owner -> (the item they had for the account, their roster version after removal).
+    roster_items: dict[str, tuple[RosterItem, int]]
+    # Owners who had an unanswered subscription request from the account.
+    pending_owners: tuple[str, ...]
+    # Owners whose XEP-0191 block list named the account.
+    block_list_owners: tuple[str, ...]
+    # Owners who had blocked the account from seeing their presence.
+    presence_block_owners: tuple[str, ...]
+
+
 class AccountRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, domain: str) -> None:
         self._db = db
+        # Other users' rows name the account by bare JID, so removal needs the domain.
+        self._domain = domain
 
     async def create(self, username: str, credentials: Mapping[str, ScramCredentials]) -> None:
         """Add an enabled account; raises AccountExists if the username is taken."""
@@ -96,11 +123,40 @@ class AccountRepository:
             )
         return cursor.rowcount > 0
 
-    async def delete(self, username: str) -> bool:
-        """Remove the account and, by cascade, its credentials; False if there was none."""
+    async def delete(self, username: str) -> RemovedAccount | None:
+        """Remove the account with its own rows (by cascade) and every other user's row naming
+        it, in one transaction; None if there was no such account."""
+        jid = f"{username}@{self._domain}"
         async with self._db.transaction() as conn:
             cursor = await conn.execute("DELETE FROM accounts WHERE username = ?", (username,))
-        return cursor.rowcount > 0
+            if cursor.rowcount == 0:
+                return None
+            # The cascade has already taken the account's own items, so these are others'.
+            lost_items = await _delete_returning(
+                conn,
+                f"DELETE FROM roster_items WHERE contact = ? RETURNING owner, {ITEM_COLUMNS}",
+                jid,
+            )
+            roster_items = {
+                row[0]: (item_from_row(*row[1:]), await bump_version(conn, row[0]))
+                for row in sorted(lost_items, key=lambda row: str(row[0]))
+            }
+            pending = await _delete_returning(
+                conn, "DELETE FROM subscription_requests WHERE contact = ? RETURNING owner", jid
+            )
+            block_lists = await _delete_returning(
+                conn, "DELETE FROM blocks WHERE jid = ? RETURNING owner", jid
+            )
+            presence_blocks = await _delete_returning(
+                conn, "DELETE FROM presence_blocks WHERE contact = ? RETURNING owner", jid
+            )
+        return RemovedAccount(
+            username=username,
+            roster_items=roster_items,
+            pending_owners=_owners(pending),
+            block_list_owners=_owners(block_lists),
+            presence_block_owners=_owners(presence_blocks),
+        )
 
     async def list_usernames(self) -> list[str]:
         async with (
@@ -138,3 +194,15 @@ async def _insert_credentials(
             for mechanism, c in credentials.items()
         ],
     )
+
+
+async def _delete_returning(conn: aiosqlite.Connection, sql: str, jid: str) -> list[Row]:
+    # RETURNING reads each row as it is deleted; the cursor must be drained for the
+    # DELETE to finish.
+    async with conn.execute(sql, (jid,)) as cursor:
+        return list(await cursor.fetchall())
+
+
+def _owners(rows: list[Row]) -> tuple[str, ...]:
+    # RETURNING gives rows in no defined order.
+    return tuple(sorted(str(row[0]) for row in rows))

@@ -25,8 +25,8 @@ class OfflineMessageRepository:
             async with conn.execute(
                 "SELECT count(*) FROM offline_messages WHERE owner = ?", (owner,)
             ) as cursor:
-                (count,) = await cursor.fetchone()
-            if count >= limit:
+                row = await cursor.fetchone()
+            if row is not None and row[0] >= limit:
                 return False
             await conn.execute(
                 "INSERT INTO offline_messages (owner, stanza) VALUES (?, ?)", (owner, stanza)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from chorus_presence.storage.database import Database
 
@@ -35,7 +37,8 @@ class SettingsRepository:
             row = await cursor.fetchone()
         if row is None:
             return UserSettings()
-        values = {
+        # Any: each column has its own type, which the row does not carry.
+        values: dict[str, Any] = {
             name: bool(value) if name in BOOLEAN_COLUMNS else value
             for name, value in zip(COLUMNS, row, strict=True)
         }
@@ -43,19 +46,9 @@ class SettingsRepository:
 
     async def update(self, owner: str, **changes: object) -> UserSettings:
         """Change some settings (committed before returning) and return all of them."""
-        unknown = set(changes) - set(COLUMNS)
-        if unknown:
-            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
-        names = list(changes)
-        values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
-        assignments = ", ".join(f"{name} = excluded.{name}" for name in names)
+        sql, parameters = upsert_statement(owner, changes)
         async with self._db.transaction() as conn:
-            await conn.execute(
-                f"INSERT INTO user_settings (owner, {', '.join(names)})"
-                f" VALUES (?, {', '.join('?' for _ in names)})"
-                f" ON CONFLICT (owner) DO UPDATE SET {assignments}",
-                (owner, *values),
-            )
+            await conn.execute(sql, parameters)
         return await self.get(owner)
 
     async def owners_with(self, flag: str) -> set[str]:
@@ -67,3 +60,26 @@ class SettingsRepository:
             conn.execute(f"SELECT owner FROM user_settings WHERE {flag} = 1") as cursor,
         ):
             return {row[0] for row in await cursor.fetchall()}
+
+
+def upsert_statement(owner: str, changes: Mapping[str, object]) -> tuple[str, tuple[object, ...]]:
+    """The SQL and parameters that change some of the owner's settings, for callers to run in
+    their own transaction; ValueError names any column that is not a setting."""
+    unknown = set(changes) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    names = list(changes)
+    values = [int(v) if isinstance(v, bool) else v for v in changes.values()]
+    # With nothing to change the row is only made to exist: an empty SET is a syntax error.
+    action = (
+        f"DO UPDATE SET {', '.join(f'{name} = excluded.{name}' for name in names)}"
+        if names
+        else "DO NOTHING"
+    )
+    columns = "".join(f", {name}" for name in names)
+    placeholders = "".join(", ?" for _ in names)
+    return (
+        f"INSERT INTO user_settings (owner{columns}) VALUES (?{placeholders})"
+        f" ON CONFLICT (owner) {action}",
+        (owner, *values),
+    )

@@ -1,8 +1,20 @@
-"""Persistence of presence blocks: the contacts each user keeps from seeing their presence."""
+"""Persistence of presence blocks: the contacts each user keeps from seeing their presence.
+
+This is the presence blocked list of "who may see my presence", not the XEP-0191 block list
+(`blocks.py`), which stops all traffic.
+"""
 
 from __future__ import annotations
 
 from chorus_presence.storage.database import Database
+
+# Shared with `RosterRepository.apply`, which writes blocks alongside the roster changes of a
+# visibility move; both take (owner, contact).
+INSERT_PRESENCE_BLOCK = (
+    "INSERT INTO presence_blocks (owner, contact) VALUES (?, ?)"
+    " ON CONFLICT (owner, contact) DO NOTHING"
+)
+DELETE_PRESENCE_BLOCK = "DELETE FROM presence_blocks WHERE owner = ? AND contact = ?"
 
 
 class PresenceBlockRepository:
@@ -29,15 +41,9 @@ class PresenceBlockRepository:
 
     async def add(self, owner: str, contact: str) -> None:
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO presence_blocks (owner, contact) VALUES (?, ?)"
-                " ON CONFLICT (owner, contact) DO NOTHING",
-                (owner, contact),
-            )
+            await conn.execute(INSERT_PRESENCE_BLOCK, (owner, contact))
 
     async def remove(self, owner: str, contact: str) -> bool:
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                "DELETE FROM presence_blocks WHERE owner = ? AND contact = ?", (owner, contact)
-            )
+            cursor = await conn.execute(DELETE_PRESENCE_BLOCK, (owner, contact))
             return cursor.rowcount > 0

@@ -73,8 +73,9 @@ def _open_to_header(message: str) -> bytes | None:
         return None
     attributes = [f"xmlns='{ns.CLIENT}'", f"xmlns:stream='{ns.STREAMS}'"]
     for name in ("to", "from", "version"):
-        if node.get(name) is not None:
-            attributes.append(f"{name}={quoteattr(node.get(name))}")
+        value = node.get(name)
+        if value is not None:
+            attributes.append(f"{name}={quoteattr(value)}")
     lang = node.get(ns.XML_LANG)
     if lang is not None:
         attributes.append(f"xml:lang={quoteattr(lang)}")

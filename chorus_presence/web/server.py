@@ -7,8 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chorus_presence.server.c2s import ClientStream
-from chorus_presence.server.context import ServerContext
+from chorus_presence.server.c2s import ClientStream, StreamContext
 from chorus_presence.web.transport import WebSocketReader, WebSocketWriter
 
 log = logging.getLogger(__name__)
@@ -18,7 +17,7 @@ PATH = "/xmpp-websocket"
 
 
 class WebListener:
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: StreamContext) -> None:
         self.ctx = ctx
         self._runner: web.AppRunner | None = None
 

@@ -202,7 +202,12 @@ class Form:
         """
         if submitted.tag != X or submitted.get("type") != "submit":
             raise StanzaError("bad-request", "Expected a submitted form (type='submit')")
-        by_var = {field.var: field for field in self.fields if field.type != "fixed"}
+        # Field already refuses a non-fixed field without a var; this only narrows the type.
+        by_var = {
+            field.var: field
+            for field in self.fields
+            if field.type != "fixed" and field.var is not None
+        }
         values: dict[str, FieldValue] = {}
         seen: set[str] = set()
         for node in submitted.findall(FIELD):

@@ -14,6 +14,7 @@ where one top-level element ends so its size can be counted exactly.
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from chorus_presence.xmpp.namespaces import STREAMS, qname
 STREAM_TAG = qname(STREAMS, "stream")
 
 _XML_WHITESPACE = b" \t\r\n"
-_WHITESPACE_RUN = re.compile(rb"[ \t\r\n]*")
+_NOT_WHITESPACE = re.compile(rb"[^ \t\r\n]")
 _LT = ord("<")
 _UTF8_BOM = b"\xef\xbb\xbf"
 _FOREIGN_BOMS = (b"\xfe\xff", b"\xff\xfe")
@@ -117,9 +118,10 @@ class StreamParser:
         while pos < limit:
             if self._between:
                 # Whitespace keepalives never reach libxml2, so the root never holds text.
-                pos = _WHITESPACE_RUN.match(data, pos, limit).end()
-                if pos == limit:
+                found = _NOT_WHITESPACE.search(data, pos, limit)
+                if found is None:
                     break
+                pos = found.start()
                 # The scan lets "<!" through only for CDATA, which is text all the same.
                 if data[pos] != _LT or data.startswith(b"<!", pos):
                     raise StreamError("not-well-formed", "text outside any element")
@@ -184,7 +186,7 @@ class StreamParser:
                 self._check_names(element)
                 if self._depth == 1:
                     prefix = element.prefix
-                    name = element.tag.rpartition("}")[2]
+                    name = _tag(element).rpartition("}")[2]
                     qualified = f"{prefix}:{name}" if prefix else name
                     self._end_marker = f"</{qualified}".encode()
             elif self._depth == 0:
@@ -196,14 +198,19 @@ class StreamParser:
                     # A copy gets its own document and keeps the default namespace unprefixed,
                     # where moving the element out of the root would rename it "ns0:message".
                     # lxml's __copy__ is a deep copy.
-                    out.append(element.__copy__())
-                    del self._root[0]
+                    out.append(copy.copy(element))
+                    root = self._root
+                    if root is None:
+                        # Only a start event below the root brings the depth above zero.
+                        raise RuntimeError("a top-level element ended with no stream root")
+                    del root[0]
                     self._between = True
                     self._end_marker = None
                     self._in_end_tag = False
 
     def _open(self, root: etree._Element) -> StreamOpen:
-        if root.tag != STREAM_TAG:
+        tag = _tag(root)
+        if tag != STREAM_TAG:
             raise StreamError(
                 "invalid-namespace", "the root must be <stream> in the streams namespace"
             )
@@ -211,7 +218,7 @@ class StreamParser:
         self._root = root
         self._between = True
         return StreamOpen(
-            tag=root.tag,
+            tag=tag,
             attributes=dict(root.attrib),
             default_namespace=root.nsmap.get(None),
             prefix=root.prefix,
@@ -219,7 +226,7 @@ class StreamParser:
 
     def _check_names(self, element: etree._Element) -> None:
         # libxml2 only warns about an undeclared prefix and keeps "prefix:name" as the name.
-        tag = element.tag
+        tag = _tag(element)
         if tag[0] != "{" and ":" in tag:
             raise StreamError("not-well-formed", "undeclared namespace prefix")
         attributes = element.attrib
@@ -312,6 +319,12 @@ class StreamParser:
         if encoding is not None and encoding.group(2).lower() not in (b"utf-8", b"utf8"):
             raise StreamError("unsupported-encoding", "only UTF-8 is supported")
         return decl_end + 2
+
+
+def _tag(element: etree._Element) -> str:
+    # The stubs also allow the bytes and QName a program may assign, but the tag of a parsed
+    # element is always a str; comments and processing instructions never get this far.
+    return str(element.tag)
 
 
 def _bad_stream_start(data: bytes) -> StreamError:

@@ -13,10 +13,22 @@ from slixmpp.exceptions import IqError
 from chorus_presence.services.adhoc import MAX_SESSIONS_PER_RESOURCE, SESSION_LIFETIME
 from chorus_presence.xmpp.forms import Field, FieldValue, Form
 from chorus_presence.xmpp.stanza import Element
-from tests.integration.harness import DOMAIN, TIMEOUT, Harness, Inbox, presence_of, sync
+from tests.integration.harness import (
+    ADHOC,
+    COMMANDS,
+    DOMAIN,
+    TIMEOUT,
+    Harness,
+    complete,
+    execute,
+    fields,
+    online,
+    options,
+    presence_of,
+    sync,
+)
 
 ALICE, BOB, CAROL = f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{DOMAIN}"
-COMMANDS = "http://jabber.org/protocol/commands"
 SETTINGS = "urn:chorus:cmd:presence-settings"
 PENDING = "urn:chorus:cmd:pending"
 ALLOWED = "urn:chorus:cmd:allowed"
@@ -30,66 +42,11 @@ async def users(harness: Harness) -> Harness:
     return harness
 
 
-async def online(
-    harness: Harness, user: str, resource: str = "test"
-) -> tuple[slixmpp.ClientXMPP, Inbox]:
-    """A logged-in client with ad-hoc command support that answers subscriptions itself."""
-    client = await harness.login(user, resource=resource, plugins=("xep_0050",))
-    client.auto_authorize = None
-    client.auto_subscribe = False
-    inbox = Inbox(client)
-    client.send_presence()
-    await inbox.get(presence_of(client, "available", f"{user}@{DOMAIN}/{resource}"))
-    return client, inbox
-
-
 async def command_names(client: slixmpp.ClientXMPP) -> dict[str, str]:
     result = await client.plugin["xep_0050"].get_commands(DOMAIN, timeout=TIMEOUT)
     items = result["disco_items"]["items"]
     assert {jid for jid, _node, _name in items} == {DOMAIN}
     return {node: name for _jid, node, name in items}
-
-
-async def execute(client: slixmpp.ClientXMPP, node: str) -> Any:
-    """Execute a command; returns the command payload with its form, checked as XEP-0050 says."""
-    result = await client.plugin["xep_0050"].send_command(DOMAIN, node, timeout=TIMEOUT)
-    command = result["command"]
-    assert command["node"] == node
-    assert command["status"] == "executing"
-    assert command["sessionid"]
-    assert command["actions"] == {"complete"}
-    assert command.xml.find(f"{{{COMMANDS}}}actions").get("execute") == "complete"
-    assert command["form"]["type"] == "form"
-    return command
-
-
-async def complete(client: slixmpp.ClientXMPP, command: Any, values: dict[str, Any]) -> Any:
-    """Fill in the form a command showed and submit it, as a client's Finish button does."""
-    form = command["form"]
-    form.set_values(values)
-    form["type"] = "submit"
-    result = await client.plugin["xep_0050"].send_command(
-        DOMAIN,
-        command["node"],
-        action="complete",
-        payload=form,
-        sessionid=command["sessionid"],
-        timeout=TIMEOUT,
-    )
-    done = result["command"]
-    assert done["status"] == "completed"
-    assert done["sessionid"] == command["sessionid"]
-    [(note_type, note)] = done["notes"]
-    assert note_type == "info"
-    return note
-
-
-def fields(command: Any) -> dict[str, Any]:
-    return command["form"].get_fields()
-
-
-def options(field: Any) -> dict[str, str]:
-    return {option["value"]: option["label"] for option in field["options"]}
 
 
 async def command_error(request: Any) -> tuple[str, str | None, list[str]]:
@@ -102,8 +59,8 @@ async def command_error(request: Any) -> tuple[str, str | None, list[str]]:
 
 
 async def test_commands_are_listed_and_described(users: Harness) -> None:
-    alice, _ = await online(users, "alice")
-    bob, _ = await online(users, "bob")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
+    bob, _ = await online(users, "bob", plugins=ADHOC)
     info = await alice.plugin["xep_0030"].get_info(DOMAIN, timeout=TIMEOUT)
     assert COMMANDS in info["disco_info"]["features"]
     bob.send_presence(pto=ALICE, ptype="subscribe")
@@ -132,8 +89,8 @@ async def test_commands_are_listed_and_described(users: Harness) -> None:
 
 
 async def test_policy_everyone_approves_requests_at_once(users: Harness) -> None:
-    alice, alice_in = await online(users, "alice")
-    bob, bob_in = await online(users, "bob")
+    alice, alice_in = await online(users, "alice", plugins=ADHOC)
+    bob, bob_in = await online(users, "bob", plugins=ADHOC)
     command = await execute(alice, SETTINGS)
     form = fields(command)
     assert command["form"]["title"] == "Presence settings"
@@ -164,8 +121,8 @@ async def test_policy_everyone_approves_requests_at_once(users: Harness) -> None
 
 
 async def test_policy_change_answers_waiting_requests(users: Harness) -> None:
-    alice, _ = await online(users, "alice")
-    bob, bob_in = await online(users, "bob")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
+    bob, bob_in = await online(users, "bob", plugins=ADHOC)
     bob.send_presence(pto=ALICE, ptype="subscribe")
     await sync(bob, alice)
     note = await complete(alice, await execute(alice, SETTINGS), {"policy": "nobody"})
@@ -178,9 +135,9 @@ async def test_policy_change_answers_waiting_requests(users: Harness) -> None:
 
 
 async def test_pending_requests_accept_and_block(users: Harness) -> None:
-    alice, _ = await online(users, "alice")
-    bob, bob_in = await online(users, "bob")
-    carol, carol_in = await online(users, "carol")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
+    bob, bob_in = await online(users, "bob", plugins=ADHOC)
+    carol, carol_in = await online(users, "carol", plugins=ADHOC)
     bob.send_presence(pto=ALICE, ptype="subscribe", pstatus="it's bob")
     carol.send_presence(pto=ALICE, ptype="subscribe")
     await sync(bob, carol, alice)
@@ -209,8 +166,8 @@ async def test_pending_requests_accept_and_block(users: Harness) -> None:
 
 
 async def test_move_between_allowed_and_blocked(users: Harness) -> None:
-    alice, alice_in = await online(users, "alice")
-    bob, bob_in = await online(users, "bob")
+    alice, alice_in = await online(users, "alice", plugins=ADHOC)
+    bob, bob_in = await online(users, "bob", plugins=ADHOC)
     bob.send_presence(pto=ALICE, ptype="subscribe")
     await alice_in.get(presence_of(alice, "subscribe", BOB))
     alice.send_presence(pto=BOB, ptype="subscribed")
@@ -236,8 +193,8 @@ async def test_move_between_allowed_and_blocked(users: Harness) -> None:
 
 async def test_away_when_offline_in_one_request(users: Harness) -> None:
     """A client that knows the form may submit it with the request that executes it."""
-    alice, _ = await online(users, "alice")
-    bob, bob_in = await online(users, "bob")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
+    bob, bob_in = await online(users, "bob", plugins=ADHOC)
     bob.send_presence(pto=ALICE, ptype="subscribe")
     await sync(bob, alice)
     alice.send_presence(pto=BOB, ptype="subscribed")
@@ -258,7 +215,7 @@ async def test_away_when_offline_in_one_request(users: Harness) -> None:
 
 
 async def test_cancel(users: Harness) -> None:
-    alice, _ = await online(users, "alice")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
     command = await execute(alice, SETTINGS)
     result = await alice.plugin["xep_0050"].send_command(
         DOMAIN, SETTINGS, action="cancel", sessionid=command["sessionid"], timeout=TIMEOUT
@@ -275,9 +232,9 @@ async def test_cancel(users: Harness) -> None:
 
 
 async def test_sessions_belong_to_one_resource(users: Harness) -> None:
-    alice, _ = await online(users, "alice")
-    other, _ = await online(users, "alice", "other")
-    bob, _ = await online(users, "bob")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
+    other, _ = await online(users, "alice", "other", plugins=ADHOC)
+    bob, _ = await online(users, "bob", plugins=ADHOC)
     command = await execute(alice, SETTINGS)
     for client in (bob, other):
         condition, _text, specific = await command_error(
@@ -293,7 +250,7 @@ async def test_sessions_belong_to_one_resource(users: Harness) -> None:
     # The session is gone with the stream that opened it.
     alice.abort()
     await sync(other)
-    again, _ = await online(users, "alice")
+    again, _ = await online(users, "alice", plugins=ADHOC)
     condition, _text, specific = await command_error(
         again.plugin["xep_0050"].send_command(
             DOMAIN, SETTINGS, action="cancel", sessionid=command["sessionid"], timeout=TIMEOUT
@@ -303,7 +260,7 @@ async def test_sessions_belong_to_one_resource(users: Harness) -> None:
 
 
 async def test_sessions_are_bounded_in_number_and_lifetime(users: Harness) -> None:
-    alice, _ = await online(users, "alice")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
     started = [await execute(alice, SETTINGS) for _ in range(MAX_SESSIONS_PER_RESOURCE + 1)]
     condition, _text, specific = await command_error(
         complete(alice, started[0], {"policy": "nobody"})
@@ -319,7 +276,7 @@ async def test_sessions_are_bounded_in_number_and_lifetime(users: Harness) -> No
 
 
 async def test_bad_requests(users: Harness) -> None:
-    alice, _ = await online(users, "alice")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
     adhoc = alice.plugin["xep_0050"]
     assert await command_error(
         adhoc.send_command(DOMAIN, "urn:chorus:cmd:nothing", timeout=TIMEOUT)
@@ -359,8 +316,8 @@ async def test_bad_requests(users: Harness) -> None:
 
 
 async def test_contact_selected_twice_or_gone(users: Harness) -> None:
-    alice, _ = await online(users, "alice")
-    bob, _ = await online(users, "bob")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
+    bob, _ = await online(users, "bob", plugins=ADHOC)
     bob.send_presence(pto=ALICE, ptype="subscribe")
     await sync(bob, alice)
     command = await execute(alice, PENDING)
@@ -397,8 +354,8 @@ async def test_commands_limited_to_some_users(users: Harness) -> None:
     users.ctx.adhoc.register(
         "urn:test:pick", "Pick someone", PickSomeone(), allowed=lambda jid: jid.local == "alice"
     )
-    alice, _ = await online(users, "alice")
-    bob, _ = await online(users, "bob")
+    alice, _ = await online(users, "alice", plugins=ADHOC)
+    bob, _ = await online(users, "bob", plugins=ADHOC)
     assert (await command_names(alice))["urn:test:pick"] == "Pick someone"
     command = await execute(alice, "urn:test:pick")
     assert await complete(alice, command, {"who": "Bob@Chorus.test"}) == f"alice picked {BOB}"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from tests.integration.harness import Harness
-from tests.integration.test_adhoc import complete, execute, fields, online, options
+from tests.integration.harness import ADHOC, Harness, complete, execute, fields, online, options
 
 DEVICES = "urn:chorus:cmd:devices"
 
 
 async def test_devices_command_sets_routing(harness: Harness) -> None:
     await harness.add_user("alice")
-    alice, _ = await online(harness, "alice")
+    alice, _ = await online(harness, "alice", plugins=ADHOC)
     command = await execute(alice, DEVICES)
     assert fields(command)["enabled"]["value"] is False
     note = await complete(
@@ -25,8 +24,8 @@ async def test_devices_command_sets_routing(harness: Harness) -> None:
     assert set(options(fields(command)["map-dnd"])) == {"", "Desk", "Voicemail"}
     await complete(alice, command, {"default": "Desk", "map-dnd": "Voicemail"})
 
-    config = await harness.ctx.routing.config("alice")
+    config = await harness.ctx.call_routing.config("alice")
     assert config.enabled and config.default_device == "Desk"
     assert config.mapping == {"dnd": "Voicemail"}
-    answer = await harness.ctx.routing.route("alice")
+    answer = await harness.ctx.call_routing.route("alice")
     assert answer.device is not None and answer.device.name == "Desk"

@@ -7,26 +7,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import socket
 import stat
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import slixmpp
 
-from chorus_presence.server.admin_channel import AdminChannelInUse
+from chorus_presence.admin.channel import AdminChannelInUse
 from tests.integration.harness import (
     DOMAIN,
     PASSWORD,
     TIMEOUT,
     Harness,
-    Inbox,
+    cli,
+    config_of,
+    ending,
+    fails,
     link,
+    ok,
+    online,
     presence_of,
+    pushed,
     roster_of,
     start_server,
     write_config,
@@ -36,98 +37,6 @@ ALICE, BOB, CAROL = f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{DOMAIN}"
 # Beside the test's config, so that every test has its own admin socket.
 pytestmark = pytest.mark.server_config(admin={"socket": "admin.sock"})
 ROSTER_ITEM = "{jabber:iq:roster}query/{jabber:iq:roster}item"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-async def cli(config: Path, *args: str, stdin: str | None = None) -> Run:
-    """`chorus-presence --config CONFIG ARGS...` in a child process; the server keeps serving."""
-    environment = {k: v for k, v in os.environ.items() if k != "CHORUS_CONFIG"}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chorus_presence",
-        "--config",
-        str(config),
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=environment,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate(stdin.encode() if stdin is not None else None)
-    assert process.returncode is not None
-    return Run(process.returncode, out.decode(), err.decode())
-
-
-async def ok(config: Path, *args: str, stdin: str | None = None) -> Run:
-    run = await cli(config, *args, stdin=stdin)
-    assert run.code == 0, run
-    return run
-
-
-async def fails(config: Path, code: int, *args: str, needle: str) -> Run:
-    """The command exits with `code` and one line on stderr naming `needle`."""
-    run = await cli(config, *args)
-    assert run.code == code, run
-    message = run.err.strip().splitlines()[-1]
-    assert "Traceback" not in run.err, run.err
-    assert needle in message, run.err
-    return run
-
-
-def config_of(harness: Harness) -> Path:
-    source = harness.server.config.source
-    assert source is not None
-    return source
-
-
-async def online(harness: Harness, user: str, resource: str = "test") -> tuple[Any, Inbox]:
-    """A logged-in client that sent its presence and asked for its roster (so it gets pushes);
-    subscription requests are left for the test to answer."""
-    client = await harness.login(user, resource=resource)
-    client.auto_authorize = None
-    client.auto_subscribe = False
-    inbox = Inbox(client, "presence", "roster_update")
-    await client.get_roster()
-    client.send_presence()
-    await inbox.get(presence_of(client, "available", f"{user}@{DOMAIN}/{resource}"))
-    return client, inbox
-
-
-def pushed(jid: str, subscription: str, groups: tuple[str, ...] = ()) -> Any:
-    """A predicate: a roster push of `jid` with this subscription and these groups."""
-
-    def matches(stanza: Any) -> bool:
-        if stanza.name != "iq" or stanza["type"] != "set":
-            return False
-        item = stanza.xml.find(ROSTER_ITEM)
-        return (
-            item is not None
-            and item.get("jid") == jid
-            and item.get("subscription") == subscription
-            and tuple(g.text for g in item.iter("{jabber:iq:roster}group")) == groups
-        )
-
-    return matches
-
-
-def ending(client: slixmpp.ClientXMPP) -> tuple[asyncio.Future[None], list[str]]:
-    """A future set when the client is disconnected, and the stream errors it received."""
-    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    errors: list[str] = []
-    client.add_event_handler("stream_error", lambda error: errors.append(error["condition"]))
-    client.add_event_handler("disconnected", lambda _event: ended.done() or ended.set_result(None))
-    return ended, errors
 
 
 async def test_user_commands_are_live(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
@@ -176,8 +85,8 @@ async def test_roster_link_and_group_sync_are_live(harness: Harness) -> None:
     config = config_of(harness)
     for name in ("alice", "bob", "carol"):
         await harness.add_user(name)
-    alice, alice_in = await online(harness, "alice")
-    bob, bob_in = await online(harness, "bob")
+    alice, alice_in = await online(harness, "alice", roster=True)
+    bob, bob_in = await online(harness, "bob", roster=True)
 
     linked = await ok(config, "roster", "link", "alice", "bob", "--json")
     assert linked.json() == {"user": ALICE, "contact": BOB}
@@ -224,8 +133,8 @@ async def test_visibility_changes_are_live(harness: Harness) -> None:
     for name in ("alice", "bob", "carol"):
         await harness.add_user(name)
     await link(harness, "alice", "bob")
-    alice, alice_in = await online(harness, "alice")
-    bob, bob_in = await online(harness, "bob")
+    alice, alice_in = await online(harness, "alice", roster=True)
+    bob, bob_in = await online(harness, "bob", roster=True)
     await bob_in.get(presence_of(bob, "available", f"{ALICE}/test"))
 
     blocked = await ok(config, "visibility", "block", "alice", "bob", "--json")
@@ -236,7 +145,7 @@ async def test_visibility_changes_are_live(harness: Harness) -> None:
     await ok(config, "visibility", "allow", "alice", "bob")
     await bob_in.get(presence_of(bob, "available", f"{ALICE}/test"))
 
-    carol, carol_in = await online(harness, "carol")
+    carol, carol_in = await online(harness, "carol", roster=True)
     carol.send_presence(pto=ALICE, ptype="subscribe", pstatus="Hi, it's Carol")
     await alice_in.get(presence_of(alice, "subscribe", CAROL))
     pending = await ok(config, "visibility", "pending", "alice", "--json")
@@ -266,9 +175,9 @@ async def test_presence_sessions_stats_and_routing_are_live(harness: Harness) ->
     for name in ("alice", "bob"):
         await harness.add_user(name)
     await link(harness, "alice", "bob")
-    bob, bob_in = await online(harness, "bob")
-    await online(harness, "alice", "desk")
-    phone, _ = await online(harness, "alice", "phone")
+    bob, bob_in = await online(harness, "bob", roster=True)
+    await online(harness, "alice", "desk", roster=True)
+    phone, _ = await online(harness, "alice", "phone", roster=True)
     phone.send_presence(pshow="dnd", pstatus="On a call", ppriority=5)
     await bob_in.get(lambda p: p["from"] == f"{ALICE}/phone" and p["status"] == "On a call")
 
@@ -351,7 +260,7 @@ async def test_user_import_reports_each_bad_row(harness: Harness, tmp_path: Path
         (1000, "empty username"),
     ]
     assert run.err.strip().endswith("3 rows not imported: line 11, 501, 1000")
-    assert len(await harness.ctx.accounts.list()) == 997
+    assert len(await harness.ctx.accounts.usernames()) == 997
     await harness.login("user998", "pw998")
 
 
@@ -404,7 +313,7 @@ async def test_offline_commands_work_on_the_database(
     try:
         mode = (tmp_path / "admin.sock").stat().st_mode
         assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
-        alice, _ = await online(harness, "alice")
+        alice, _ = await online(harness, "alice", roster=True)
         assert (await roster_of(alice))[BOB]["subscription"] == "both"
         presence = await ok(config, "presence", "show", "alice", "--json")
         assert presence.json()["effective_state"] == "available"

@@ -7,9 +7,18 @@ import pytest
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 
-from chorus_presence.services import blocking
-from tests.integration.harness import DOMAIN, Harness, Inbox, presence_of, roster_of, sync
-from tests.integration.test_rfc6121 import befriend, online
+from chorus_presence.services import block_list as block_list_service
+from tests.integration.harness import (
+    DOMAIN,
+    Harness,
+    Inbox,
+    befriend,
+    block_list,
+    online,
+    presence_of,
+    roster_of,
+    sync,
+)
 
 ALICE, BOB, CAROL = f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{DOMAIN}"
 SPAM = "spam.example"
@@ -27,11 +36,6 @@ async def blocker(harness: Harness, user: str, resource: str = "test"):
     client, inbox = await online(harness, user, resource)
     client.register_plugin("xep_0191")
     return client, inbox
-
-
-async def block_list(client) -> list[str]:
-    result = await client.plugin["xep_0191"].get_blocked(timeout=10)
-    return [item["jid"] for item in result["blocklist"]["items"]]
 
 
 async def unblock_all(client) -> None:
@@ -113,7 +117,7 @@ async def test_someone_elses_block_list_is_forbidden(users: Harness) -> None:
 
 
 async def test_block_list_size_is_capped(users: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(blocking, "MAX_ITEMS", 2)
+    monkeypatch.setattr(block_list_service, "MAX_ITEMS", 2)
     alice, _ = await blocker(users, "alice")
     await alice.plugin["xep_0191"].block([BOB, CAROL], timeout=10)
     with pytest.raises(IqError) as caught:

@@ -13,6 +13,7 @@ import pytest
 
 from chorus_presence.certs import certificate_fingerprint
 from chorus_presence.cli.common import console
+from chorus_presence.core.bus import Bus
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.storage.database import Database
@@ -76,9 +77,10 @@ def usernames(config: Path) -> list[str]:
 async def password_works(tmp_path: Path, username: str, password: str) -> bool:
     db = await Database.open(tmp_path / "data" / "chorus.db")
     try:
-        return await AccountService(AccountRepository(db), iterations=4096).check_plain(
-            username, password
+        accounts = AccountService(
+            AccountRepository(db, "localhost"), Bus(), domain="localhost", iterations=4096
         )
+        return await accounts.check_plain(username, password)
     finally:
         await db.close()
 

@@ -21,10 +21,17 @@ from pathlib import Path
 
 from lxml import etree
 
-from tests.integration.harness import DOMAIN, PASSWORD, Harness, RawClient, write_config
-from tests.integration.test_hostile_input import features, login
-from tests.integration.test_privacy_property import Peer
-from tests.integration.test_shutdown import ServerProcess
+from tests.integration.harness import (
+    DOMAIN,
+    PASSWORD,
+    Harness,
+    Peer,
+    RawClient,
+    ServerProcess,
+    features,
+    raw_session,
+    write_config,
+)
 
 ROSTER = "jabber:iq:roster"
 VISIBILITY = "urn:chorus:visibility:0"
@@ -55,7 +62,7 @@ async def register(server: ServerProcess, names: list[str]) -> None:
 
 
 async def online(harness: Harness, name: str, resource: str = "burst") -> Peer:
-    raw, full_jid = await login(harness, name, resource)
+    raw, full_jid = await raw_session(harness, name, resource)
     peer = Peer(raw, full_jid)
     await peer.iq("get", f"<query xmlns='{ROSTER}'/>")
     peer.send("<presence/>")
@@ -215,7 +222,7 @@ async def test_sigkill_in_a_burst_loses_nothing_acknowledged(
 
 
 async def query(harness: Harness, name: str, payload: str) -> etree._Element:
-    raw, full_jid = await login(harness, name, "after")
+    raw, full_jid = await raw_session(harness, name, "after")
     peer = Peer(raw, full_jid)
     try:
         answer = await peer.iq("get", payload)
@@ -275,7 +282,7 @@ async def check_nobody_online(harness: Harness, contacts: list[str]) -> None:
     """The watcher, subscribed to everyone who was online at the kill, logs in afresh: its
     initial presence brings no available presence from anyone, beyond the automation's
     "Not logged in" for those who turned it on."""
-    raw, full_jid = await login(harness, "watcher", "fresh")
+    raw, full_jid = await raw_session(harness, "watcher", "fresh")
     watcher = Peer(raw, full_jid)
     try:
         roster = await watcher.iq("get", f"<query xmlns='{ROSTER}'/>")

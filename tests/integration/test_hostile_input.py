@@ -16,7 +16,21 @@ import pytest
 from lxml import etree
 
 from chorus_presence.xmpp.jid import JID, JIDError
-from tests.integration.harness import DOMAIN, PASSWORD, Harness, RawClient, link
+from tests.integration.harness import (
+    DOMAIN,
+    Harness,
+    RawClient,
+    authenticate,
+    bind,
+    error_condition,
+    features,
+    link,
+    ping,
+    raw_session,
+    stanzas,
+    starttls,
+    still_serving,
+)
 
 PLAINTEXT = {"tls": {"required": False}}
 SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -26,96 +40,6 @@ HEADER_START = (
     f" to='{DOMAIN}"
 )
 HEADER_END = "' version='1.0'>"
-PING = "<iq type='get' id='{id}'><ping xmlns='urn:xmpp:ping'/></iq>"
-
-
-# Negotiation helpers
-
-
-def plain_token(username: str, password: str = PASSWORD) -> str:
-    return base64.b64encode(f"\0{username}\0{password}".encode()).decode()
-
-
-async def features(raw: RawClient) -> None:
-    """Open a stream and wait for its features; what came before is dropped."""
-    raw.open_stream()
-    await raw.expect(b"</stream:features>")
-    raw.received = b""
-
-
-async def starttls(harness: Harness, raw: RawClient) -> None:
-    """STARTTLS on a fresh connection, up to the features of the encrypted stream."""
-    await features(raw)
-    raw.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    await raw.expect(b"<proceed")
-    await raw.writer.start_tls(harness.client_ssl_context(), server_hostname=DOMAIN)
-    raw.received = b""
-    await features(raw)
-
-
-async def authenticate(raw: RawClient, username: str) -> None:
-    raw.send(f"<auth xmlns='{SASL}' mechanism='PLAIN'>{plain_token(username)}</auth>")
-    await raw.expect(b"<success")
-    raw.received = b""
-    await features(raw)
-
-
-async def bind(raw: RawClient, resource: str) -> str:
-    """Bind `resource`; the full JID. Bytes after the bind result stay in `received`."""
-    raw.send(
-        "<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-        f"<resource>{resource}</resource></bind></iq>"
-    )
-    match = await raw.expect(rb"<jid>([^<]+)</jid>\s*</bind>\s*</iq>")
-    raw.received = raw.received[match.end() :]
-    return match[1].decode()
-
-
-async def login(
-    harness: Harness, username: str, resource: str = "raw", *, tls: bool = False
-) -> tuple[RawClient, str]:
-    """A raw client, authenticated with PLAIN (inside TLS when `tls`) and bound."""
-    raw = await harness.raw()
-    if tls:
-        await starttls(harness, raw)
-    else:
-        await features(raw)
-    await authenticate(raw, username)
-    return raw, await bind(raw, resource)
-
-
-async def ping(raw: RawClient, stanza_id: str = "alive") -> None:
-    """A ping round trip: everything sent before it has been handled."""
-    raw.send(PING.format(id=stanza_id))
-    await raw.expect(
-        rf"<iq [^>]*id=\"{stanza_id}\"[^>]*type=\"result\"|"
-        rf"<iq [^>]*type=\"result\"[^>]*id=\"{stanza_id}\""
-    )
-
-
-async def still_serving(harness: Harness, *, tls: bool = False) -> None:
-    """Another client logs in from scratch and gets a ping answered."""
-    raw, _jid = await login(harness, "witness", "check", tls=tls)
-    await ping(raw, "witness-ping")
-    raw.close()
-
-
-def stanzas(data: bytes, kind: str) -> list[etree._Element]:
-    """The top-level `kind` elements in a run of server output (the server declares the
-    jabber:client namespace on every stanza it writes)."""
-    # An empty element first, so that it never swallows the stanza after it.
-    found = re.findall(rb"<%s [^>]*/>|<%s[ >].*?</%s>" % ((kind.encode(),) * 3), data, re.S)
-    return [etree.fromstring(item) for item in found]
-
-
-def error_condition(stanza: etree._Element) -> tuple[str | None, str | None]:
-    """(error type, defined condition) of an error stanza."""
-    error = stanza.find("{jabber:client}error")
-    assert error is not None, etree.tostring(stanza)
-    conditions = [
-        etree.QName(c).localname for c in error if etree.QName(c).namespace == STANZA_ERRORS
-    ]
-    return error.get("type"), next((c for c in conditions if c != "text"), None)
 
 
 @pytest.fixture
@@ -162,7 +86,7 @@ async def before_bind(harness: Harness) -> RawClient:
 
 
 async def after_bind(harness: Harness) -> RawClient:
-    raw, _jid = await login(harness, "alice", tls=True)
+    raw, _jid = await raw_session(harness, "alice", tls=True)
     return raw
 
 
@@ -244,7 +168,7 @@ TO_STANZAS = {
 async def test_invalid_to_gets_jid_malformed_and_the_stream_goes_on(
     users: Harness, kind: str
 ) -> None:
-    raw, _jid = await login(users, "alice")
+    raw, _jid = await raw_session(users, "alice")
     for number, to in enumerate(INVALID_JIDS):
         raw.send(TO_STANZAS[kind].format(id=f"bad{number}", to=to))
     await ping(raw)
@@ -259,7 +183,7 @@ async def test_invalid_to_gets_jid_malformed_and_the_stream_goes_on(
 
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_an_error_never_carries_the_malformed_address(users: Harness) -> None:
-    raw, _jid = await login(users, "alice")
+    raw, _jid = await raw_session(users, "alice")
     for number, to in enumerate(INVALID_JIDS):
         raw.send(TO_STANZAS["message"].format(id=f"bad{number}", to=to))
     await ping(raw)
@@ -275,10 +199,10 @@ async def test_an_error_never_carries_the_malformed_address(users: Harness) -> N
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_a_spoofed_from_is_stamped_over(users: Harness) -> None:
     await link(users, "alice", "carol")
-    carol, carol_jid = await login(users, "carol", "phone")
+    carol, carol_jid = await raw_session(users, "carol", "phone")
     carol.send("<presence/>")
     await ping(carol, "carol-ready")
-    alice, alice_jid = await login(users, "alice", "laptop")
+    alice, alice_jid = await raw_session(users, "alice", "laptop")
     carol.received = b""
     forged = ("bob@chorus.test/forged", DOMAIN, carol_jid, "nobody@elsewhere.example")
     for number, sender in enumerate(forged):
@@ -330,7 +254,7 @@ async def test_stanzas_before_binding_are_refused_and_binding_still_works(
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_an_error_is_never_answered_with_an_error(users: Harness) -> None:
     await link(users, "alice", "bob")
-    raw, _jid = await login(users, "alice")
+    raw, _jid = await raw_session(users, "alice")
     error = f"<error type='cancel'><item-not-found xmlns='{STANZA_ERRORS}'/></error>"
     raw.send(f"<message type='error' id='e1' to='nobody@{DOMAIN}'>{error}</message>")
     raw.send(f"<message type='error' id='e2' to='bob@{DOMAIN}'>{error}</message>")
@@ -352,7 +276,7 @@ async def test_an_error_is_never_answered_with_an_error(users: Harness) -> None:
 
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_an_iq_without_an_id_gets_bad_request(users: Harness) -> None:
-    raw, _jid = await login(users, "alice")
+    raw, _jid = await raw_session(users, "alice")
     raw.send("<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>")
     raw.send("<iq type='set' id=''><query xmlns='jabber:iq:roster'/></iq>")
     await ping(raw)
@@ -369,11 +293,11 @@ async def test_an_iq_without_an_id_gets_bad_request(users: Harness) -> None:
 
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_an_unknown_child_of_a_message_is_delivered_untouched(users: Harness) -> None:
-    bob, bob_jid = await login(users, "bob")
+    bob, bob_jid = await raw_session(users, "bob")
     bob.send("<presence/>")
     await ping(bob, "bob-ready")
     bob.received = b""
-    alice, _jid = await login(users, "alice")
+    alice, _jid = await raw_session(users, "alice")
     extension = (
         "<x xmlns='urn:example:unknown' a='1' b='&lt;&amp;&gt;'>"
         "<y>text &amp; more</y><z:q xmlns:z='urn:example:other' z:c='2'/>"
@@ -399,7 +323,7 @@ def _canonical(node: etree._Element) -> bytes:
 
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_an_iq_with_an_unknown_payload_gets_service_unavailable(users: Harness) -> None:
-    raw, _jid = await login(users, "alice")
+    raw, _jid = await raw_session(users, "alice")
     payload = "<query xmlns='urn:example:unknown'><deep/></query>"
     targets = {"u1": DOMAIN, "u2": f"alice@{DOMAIN}", "u3": f"bob@{DOMAIN}", "u4": None}
     for stanza_id, to in targets.items():
@@ -418,7 +342,7 @@ async def test_an_iq_with_an_unknown_payload_gets_service_unavailable(users: Har
 
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_an_unknown_top_level_element_after_binding(users: Harness) -> None:
-    raw, _jid = await login(users, "alice")
+    raw, _jid = await raw_session(users, "alice")
     raw.send("<foo xmlns='urn:example:unknown'/>")
     await raw.expect_stream_error("unsupported-stanza-type")
     await still_serving(users)
@@ -429,7 +353,7 @@ async def test_an_unknown_top_level_element_after_binding(users: Harness) -> Non
 
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_a_roster_item_with_ten_thousand_groups(users: Harness) -> None:
-    raw, _jid = await login(users, "alice")
+    raw, _jid = await raw_session(users, "alice")
     groups = "".join(f"<group>g{number:05}</group>" for number in range(10_000))
     stanza = (
         "<iq type='set' id='huge'><query xmlns='jabber:iq:roster'>"
@@ -453,9 +377,9 @@ async def test_a_roster_item_with_ten_thousand_groups(users: Harness) -> None:
 @pytest.mark.server_config(**PLAINTEXT)
 async def test_a_one_mebibyte_status_ends_the_stream(users: Harness) -> None:
     await link(users, "alice", "bob")
-    bob, _bob_jid = await login(users, "bob")
+    bob, _bob_jid = await raw_session(users, "bob")
     bob.send("<presence/>")
-    alice, alice_jid = await login(users, "alice")
+    alice, alice_jid = await raw_session(users, "alice")
     alice.send("<presence/>")
     await bob.expect(rf"<presence [^>]*from=\"{alice_jid}\"")
     alice.send("<presence><status>" + "x" * 2**20 + "</status></presence>")

@@ -17,14 +17,17 @@ from collections.abc import Iterator
 import pytest
 
 from chorus_presence.server import c2s
-from tests.integration.harness import DOMAIN, PASSWORD, Harness, RawClient
-from tests.integration.test_hostile_input import (
+from tests.integration.harness import (
+    DOMAIN,
+    PASSWORD,
+    Harness,
+    RawClient,
     bind,
     error_condition,
     features,
-    login,
     ping,
     plain_token,
+    raw_session,
     stanzas,
     still_serving,
 )
@@ -85,8 +88,8 @@ FLOOD = 150
 @pytest.mark.server_config(**PLAINTEXT, limits={"bytes_per_second": RATE, "burst_bytes": RATE})
 async def test_a_flooder_is_slowed_not_cut_off_and_others_are_served(users: Harness) -> None:
     loop = asyncio.get_running_loop()
-    flooder, _jid = await login(users, "alice")
-    bystander, _jid = await login(users, "bob")
+    flooder, _jid = await raw_session(users, "alice")
+    bystander, _jid = await raw_session(users, "bob")
     pings = [f"<iq type='get' id='f{n}'><ping xmlns='urn:xmpp:ping'/></iq>" for n in range(FLOOD)]
     flood = "".join(pings).encode()
     # Whatever the bucket saved up, it holds no more than the burst.
@@ -114,11 +117,11 @@ async def test_a_flooder_is_slowed_not_cut_off_and_others_are_served(users: Harn
 
 @pytest.mark.server_config(**PLAINTEXT, limits={"subscriptions_per_minute": 3})
 async def test_subscription_requests_past_the_rate_get_policy_violation(users: Harness) -> None:
-    erin, _jid = await login(users, "erin")
+    erin, _jid = await raw_session(users, "erin")
     erin.send("<presence/>")
     await ping(erin, "erin-ready")
-    alice, _jid = await login(users, "alice", "one")
-    other_alice, _jid = await login(users, "alice", "two")
+    alice, _jid = await raw_session(users, "alice", "one")
+    other_alice, _jid = await raw_session(users, "alice", "two")
     for number, contact in enumerate(("bob", "carol", "dave", "erin")):
         alice.send(f"<presence type='subscribe' id='s{number}' to='{contact}@{DOMAIN}'/>")
     await ping(alice)
@@ -132,7 +135,7 @@ async def test_subscription_requests_past_the_rate_get_policy_violation(users: H
     await ping(erin)
     assert b"subscribe" not in erin.received
     # Other accounts have their own allowance.
-    bob, _jid = await login(users, "bob")
+    bob, _jid = await raw_session(users, "bob")
     bob.send(f"<presence type='subscribe' id='b1' to='erin@{DOMAIN}'/>")
     await erin.expect(rb"<presence [^>]*type=\"subscribe\"")
     await ping(bob)

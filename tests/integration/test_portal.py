@@ -352,7 +352,7 @@ async def test_devices_saved_in_the_portal_decide_the_route(
     )
     await screenshot(alice, "settings-devices")
 
-    config = await harness.ctx.routing.config("alice")
+    config = await harness.ctx.call_routing.config("alice")
     assert config.enabled is True
     assert config.default_device == "Desk phone"
     assert [(d.name, d.kind) for d in config.devices] == [
@@ -387,5 +387,5 @@ async def test_devices_saved_in_the_portal_decide_the_route(
     await expect(devices.get_by_label("Not logged in", exact=True)).to_have_value("")
 
     await sign_out(alice)
-    route = await harness.ctx.routing.route("alice")
+    route = await harness.ctx.call_routing.route("alice")
     assert (route.state, route.device.name) == ("offline", "Desk phone")

@@ -7,7 +7,17 @@ from __future__ import annotations
 import pytest
 from slixmpp.xmlstream import ET
 
-from tests.integration.harness import DOMAIN, Harness, Inbox, presence_of, roster_of, sync
+from tests.integration.harness import (
+    DOMAIN,
+    Harness,
+    Inbox,
+    listed,
+    online,
+    presence_of,
+    roster_of,
+    sync,
+    visibility,
+)
 
 ALICE, BOB, CAROL = f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{DOMAIN}"
 VIS = "urn:chorus:visibility:0"
@@ -21,34 +31,10 @@ async def users(harness: Harness) -> Harness:
     return harness
 
 
-async def online(harness: Harness, user: str, resource: str = "test"):
-    client = await harness.login(user, resource=resource)
-    client.auto_authorize = None
-    client.auto_subscribe = False
-    inbox = Inbox(client)
-    client.send_presence()
-    await inbox.get(presence_of(client, "available", f"{user}@{DOMAIN}/{resource}"))
-    return client, inbox
-
-
-async def visibility(client, **attributes: str) -> ET.Element:
-    """Read (or, with attributes, change) the user's visibility settings over the extension."""
-    iq = client.make_iq_set() if attributes else client.make_iq_get()
-    query = ET.Element(f"{{{VIS}}}visibility", attributes)
-    iq.append(query)
-    result = await iq.send(timeout=10)
-    return result.xml.find(f"{{{VIS}}}visibility")
-
-
 async def act(client, action: str, jid: str) -> None:
     iq = client.make_iq_set()
     iq.append(ET.Element(f"{{{VIS}}}{action}", {"jid": jid}))
     await iq.send(timeout=10)
-
-
-def listed(overview: ET.Element, name: str) -> tuple[int, list[str]]:
-    group = overview.find(f"{{{VIS}}}{name}")
-    return int(group.get("count")), [c.get("jid") for c in group.iter(f"{{{VIS}}}contact")]
 
 
 async def mutual(alice, alice_in, bob, bob_in) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,14 +41,13 @@ from lxml import etree
 from chorus_presence.xmpp.jid import JID
 from tests.integration.harness import (
     DOMAIN,
-    TIMEOUT,
     Harness,
-    RawClient,
+    Peer,
     link,
+    raw_session,
     start_server,
     write_config,
 )
-from tests.integration.test_hostile_input import login
 
 LONG = os.environ.get("CHORUS_LONG_TESTS") == "1"
 EXAMPLES = 500 if LONG else 45
@@ -68,94 +67,6 @@ BUSY = "<presence><show>dnd</show><status>busy now</status></presence>"
 UNAVAILABLE = "<presence type='unavailable'><status>gone</status></presence>"
 
 T = TypeVar("T")
-
-
-class Peer:
-    """A bound raw client whose incoming stanzas are parsed as they arrive.
-
-    IQ results and errors answer the requests made with `iq`; everything else waits in
-    `inbox` until taken. `listener`, when set, is shown every stanza as it arrives.
-    """
-
-    def __init__(self, raw: RawClient, jid: str) -> None:
-        self.raw = raw
-        self.jid = jid
-        self.bare = jid.partition("/")[0]
-        self.inbox: list[etree._Element] = []
-        self._parser = etree.XMLPullParser(events=("start", "end"))
-        self._parser.feed(
-            b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
-        )
-        self._depth = 0
-        self._root: etree._Element | None = None
-        self._waiting: dict[str, asyncio.Future[etree._Element]] = {}
-        self.listener: Callable[[etree._Element], None] | None = None
-        self._ids = itertools.count()
-        # Bytes that arrived with the bind result belong to the stanzas after it.
-        self._feed(raw.received)
-        self._reading = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        try:
-            while data := await self.raw.reader.read(65536):
-                self._feed(data)
-        except ConnectionError:
-            pass
-        for waiter in self._waiting.values():
-            if not waiter.done():
-                waiter.set_exception(ConnectionError(f"{self.jid}: connection closed"))
-
-    def _feed(self, data: bytes) -> None:
-        self._parser.feed(data)
-        for event, node in self._parser.read_events():
-            if event == "start":
-                self._depth += 1
-                if self._root is None:
-                    self._root = node
-                continue
-            self._depth -= 1
-            if self._depth == 1:
-                assert self._root is not None
-                self._root.remove(node)
-                self._received(node)
-
-    def _received(self, stanza: etree._Element) -> None:
-        if self.listener is not None:
-            self.listener(stanza)
-        waiter = self._waiting.pop(stanza.get("id", ""), None)
-        if stanza.tag == f"{{{CLIENT}}}iq" and stanza.get("type") in ("result", "error"):
-            if waiter is not None and not waiter.done():
-                waiter.set_result(stanza)
-            return
-        self.inbox.append(stanza)
-
-    def send(self, xml: str) -> None:
-        self.raw.send(xml)
-
-    async def iq(self, iq_type: str, payload: str, to: str | None = None) -> etree._Element:
-        """The result or error answering an IQ with `payload`."""
-        stanza_id = f"q{next(self._ids)}"
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiting[stanza_id] = waiter
-        address = f" to='{to}'" if to else ""
-        self.send(f"<iq type='{iq_type}' id='{stanza_id}'{address}>{payload}</iq>")
-        return await asyncio.wait_for(waiter, TIMEOUT)
-
-    async def sync(self) -> None:
-        """A ping round trip: what was sent to this client before it has arrived."""
-        answer = await self.iq("get", "<ping xmlns='urn:xmpp:ping'/>")
-        assert answer.get("type") == "result", etree.tostring(answer)
-
-    def take(self) -> list[etree._Element]:
-        items, self.inbox = self.inbox, []
-        return items
-
-    async def close(self) -> None:
-        self.send("</stream:stream>")
-        try:
-            await asyncio.wait_for(self._reading, TIMEOUT)
-        finally:
-            self.raw.close()
 
 
 def condition(answer: etree._Element) -> str | None:
@@ -218,7 +129,7 @@ class PrivacyMachine(RuleBasedStateMachine):
             await subscriptions.exchange(watcher_jid, owner_jid, "subscribe")
             await subscriptions.exchange(owner_jid, watcher_jid, "subscribed")
         for name in self.names:
-            raw, jid = await login(harness, name, "r")
+            raw, jid = await raw_session(harness, name, "r")
             self.peers.append(Peer(raw, jid))
         for peer in self.peers:
             peer.send(AVAILABLE)
@@ -447,7 +358,7 @@ def test_nobody_learns_the_presence_of_someone_they_may_not_see(
 async def peers_of(harness: Harness, *names: str) -> list[Peer]:
     peers = []
     for name in names:
-        raw, full_jid = await login(harness, name)
+        raw, full_jid = await raw_session(harness, name)
         peer = Peer(raw, full_jid)
         await peer.iq("get", f"<query xmlns='{ROSTER}'/>")
         peer.send(AVAILABLE)

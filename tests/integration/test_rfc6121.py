@@ -9,36 +9,14 @@ from tests.integration.harness import (
     DOMAIN,
     Harness,
     Inbox,
+    befriend,
+    online,
     presence_of,
     roster_of,
     sync,
 )
 
 ALICE, BOB, CAROL = f"alice@{DOMAIN}", f"bob@{DOMAIN}", f"carol@{DOMAIN}"
-
-
-async def online(harness: Harness, user: str, resource: str = "test", priority: int = 0):
-    """A logged-in client that decides subscriptions itself and has sent initial presence."""
-    client = await harness.login(user, resource=resource)
-    client.auto_authorize = None
-    client.auto_subscribe = False
-    inbox = Inbox(client)
-    client.send_presence(ppriority=priority)
-    await inbox.get(presence_of(client, "available", f"{user}@{DOMAIN}/{resource}"))
-    return client, inbox
-
-
-async def befriend(a, a_inbox, b, b_inbox) -> None:
-    """Mutual subscription through the real exchange."""
-    a_jid, b_jid = a.boundjid.bare, b.boundjid.bare
-    for sender, receiver, inbox, receiver_jid, sender_jid in (
-        (a, b, b_inbox, b_jid, a_jid),
-        (b, a, a_inbox, a_jid, b_jid),
-    ):
-        sender.send_presence(pto=receiver_jid, ptype="subscribe")
-        await inbox.get(presence_of(receiver, "subscribe", sender_jid))
-        receiver.send_presence(pto=sender_jid, ptype="subscribed")
-    await sync(a, b, a, b)
 
 
 @pytest.fixture

@@ -207,10 +207,10 @@ async def test_who_may_ask_the_route(users: Harness) -> None:
     assert await refusal(route(bob, ALICE)) == "forbidden"
     assert await refusal(route(bob, NOBODY)) == "forbidden"
 
-    await users.ctx.routing.set_permission("bob", True)
+    await users.ctx.call_routing.set_permission("bob", True)
     assert await route(bob, ALICE) == expected
     assert await refusal(route(bob, NOBODY)) == "item-not-found"
-    await users.ctx.routing.set_permission("bob", False)
+    await users.ctx.call_routing.set_permission("bob", False)
     assert await refusal(route(bob, ALICE)) == "forbidden"
 
 
@@ -232,7 +232,7 @@ async def test_the_latest_choice_among_resources_decides(users: Harness) -> None
 async def test_a_block_forbids_even_a_permitted_account(users: Harness) -> None:
     alice = await users.login("alice", plugins=("xep_0191",))
     bob = await users.login("bob")
-    await users.ctx.routing.set_permission("bob", True)
+    await users.ctx.call_routing.set_permission("bob", True)
     assert await route(bob, ALICE) == {"jid": ALICE, "state": "offline"}
     await alice.plugin["xep_0191"].block(BOB, timeout=TIMEOUT)
     assert await refusal(route(bob, ALICE)) == "forbidden"

@@ -4,7 +4,6 @@ the exit code is 0, and the next start shows nobody online."""
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import sys
 from pathlib import Path
@@ -15,45 +14,13 @@ from tests.integration.harness import (
     TIMEOUT,
     Harness,
     Inbox,
+    ServerProcess,
     presence_of,
     wait_first,
     write_config,
 )
 
 ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
-
-
-class ServerProcess:
-    """`chorus-presence serve` as a child process, with the port it printed."""
-
-    def __init__(self, process: asyncio.subprocess.Process, port: int) -> None:
-        self.process = process
-        self.port = port
-
-    @classmethod
-    async def start(cls, config: Path) -> ServerProcess:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "chorus_presence",
-            "--config",
-            str(config),
-            "serve",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        async with asyncio.timeout(TIMEOUT):
-            while True:
-                line = (await process.stdout.readline()).decode()
-                assert line, "the server exited before it was ready"
-                match = re.search(r"serving \S+ on [\d.]+:(\d+)", line)
-                if match:
-                    return cls(process, int(match[1]))
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
 
 
 async def add_user(config: Path, name: str) -> None:

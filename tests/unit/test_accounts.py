@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from scramp import ScramClient, ScramMechanism
 
+from chorus_presence.core.bus import Bus
 from chorus_presence.services.accounts import (
     AccountExists,
     AccountService,
@@ -31,6 +32,7 @@ from chorus_presence.storage.database import Database
 
 # The lowest count scramp accepts keeps the key derivations in these tests fast.
 ITERATIONS = 4096
+DOMAIN = "chorus.test"
 
 
 @pytest.fixture
@@ -42,12 +44,12 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def repo(db: Database) -> AccountRepository:
-    return AccountRepository(db)
+    return AccountRepository(db, DOMAIN)
 
 
 @pytest.fixture
 def service(repo: AccountRepository) -> AccountService:
-    return AccountService(repo, iterations=ITERATIONS)
+    return AccountService(repo, Bus(), domain=DOMAIN, iterations=ITERATIONS)
 
 
 # Credentials
@@ -173,8 +175,8 @@ async def test_repository_list_count_delete(db: Database, repo: AccountRepositor
         await repo.create(name, derive_credentials("pw", ITERATIONS))
     assert await repo.list_usernames() == ["alice", "bob", "carol"]
     assert await repo.count() == 3
-    assert await repo.delete("bob")
-    assert not await repo.delete("bob")
+    assert await repo.delete("bob") is not None
+    assert await repo.delete("bob") is None
     assert await repo.list_usernames() == ["alice", "carol"]
     async with db.read() as conn, conn.execute("SELECT count(*) FROM scram_credentials") as cur:
         row = await cur.fetchone()
@@ -184,11 +186,11 @@ async def test_repository_list_count_delete(db: Database, repo: AccountRepositor
 async def test_writes_are_durable_across_reopen(tmp_path: Path) -> None:
     path = tmp_path / "chorus.db"
     db = await Database.open(path)
-    await AccountRepository(db).create("alice", derive_credentials("pw", ITERATIONS))
+    await AccountRepository(db, DOMAIN).create("alice", derive_credentials("pw", ITERATIONS))
     await db.close()
     db = await Database.open(path)
     try:
-        assert await AccountRepository(db).list_usernames() == ["alice"]
+        assert await AccountRepository(db, DOMAIN).list_usernames() == ["alice"]
     finally:
         await db.close()
 
@@ -196,7 +198,9 @@ async def test_writes_are_durable_across_reopen(tmp_path: Path) -> None:
 async def test_no_password_is_stored(tmp_path: Path) -> None:
     path = tmp_path / "chorus.db"
     db = await Database.open(path)
-    await AccountService(AccountRepository(db), iterations=ITERATIONS).create(
+    await AccountService(
+        AccountRepository(db, DOMAIN), Bus(), domain=DOMAIN, iterations=ITERATIONS
+    ).create(
         "alice", "distinctive-password"
     )
     await db.close()
@@ -210,7 +214,7 @@ async def test_no_password_is_stored(tmp_path: Path) -> None:
 async def test_service_create_normalises_the_username(service: AccountService) -> None:
     assert await service.create("Alice", "pw") == "alice"
     assert await service.exists("ALICE")
-    assert await service.list() == ["alice"]
+    assert await service.usernames() == ["alice"]
     with pytest.raises(AccountExists):
         await service.create("alice", "other")
 
@@ -224,7 +228,7 @@ async def test_service_rejects_bad_input(service: AccountService) -> None:
         await service.create("alice", "")
     with pytest.raises(InvalidPassword):
         await service.create("alice", "x" * (MAX_PASSWORD_LENGTH + 1))
-    assert await service.list() == []
+    assert await service.usernames() == []
 
 
 async def test_check_plain(service: AccountService) -> None:
@@ -268,12 +272,12 @@ async def test_scram_credentials(service: AccountService) -> None:
         await service.scram_credentials("alice", "SCRAM-SHA-512")
 
 
-async def test_service_delete(service: AccountService) -> None:
+async def test_service_remove(service: AccountService) -> None:
     await service.create("alice", "pw")
-    assert await service.delete("ALICE")
+    assert await service.remove("ALICE")
     assert not await service.exists("alice")
-    assert not await service.delete("alice")
-    assert not await service.delete("a@b")
+    assert not await service.remove("alice")
+    assert not await service.remove("a@b")
     assert not await service.check_plain("alice", "pw")
 
 

@@ -15,7 +15,7 @@ from chorus_presence.storage.database import Database
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = await Database.open(tmp_path / "chorus.db")
-    accounts = AccountRepository(database)
+    accounts = AccountRepository(database, "chorus.test")
     for name in ("alice", "bob"):
         await accounts.create(name, {})
     yield database
@@ -54,5 +54,5 @@ async def test_deleting_an_account_deletes_its_list(db: Database) -> None:
     repo = BlockRepository(db)
     await repo.add("alice", ["spam.example"])
     await repo.add("bob", ["spam.example"])
-    assert await AccountRepository(db).delete("alice")
+    assert await AccountRepository(db, "chorus.test").delete("alice") is not None
     assert await repo.load_all() == {"bob": {"spam.example"}}

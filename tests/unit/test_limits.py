@@ -1,4 +1,4 @@
-"""The abuse limiters of `chorus_presence.server.limits`, on a clock the tests move by hand.
+"""The abuse limiters of `chorus_presence.core.limits`, on a clock the tests move by hand.
 
 `TokenBucket` and `KeyedBuckets` take the clock as an argument. `ConnectionLimiter`,
 `FailureThrottle` and `Limits` build their buckets (or read the time) themselves, so the `clock`
@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chorus_presence.config import Config, LimitsConfig
-from chorus_presence.server import limits
-from chorus_presence.server.limits import (
+from chorus_presence.core import limits
+from chorus_presence.core.limits import (
     MAX_KEYS,
     ConnectionLimiter,
     FailureThrottle,

@@ -1,7 +1,7 @@
 """The call routing rule, its validation and its permission rule, on a real SQLite file.
 
-The presence service and the blocking service are stood in for by a dict of effective states
-and a set of blocks: the rule only asks them a bare JID's state and whether two JIDs block.
+The presence service is stood in for by a dict of effective states: the rule only asks it a
+bare JID's state. Blocks are the stanza filter's business, tested with the block list.
 """
 
 from __future__ import annotations
@@ -12,16 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from chorus_presence.core.bus import Bus
 from chorus_presence.services.accounts import AccountService
-from chorus_presence.services.routing import (
+from chorus_presence.services.call_routing import (
     STATES,
+    CallRoutingService,
     Device,
     RouteAnswer,
     RoutingConfig,
-    RoutingService,
 )
 from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.storage.database import Database
+from chorus_presence.storage.routing import RoutingRepository
+from chorus_presence.storage.settings import SettingsRepository
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID
 
@@ -35,28 +38,26 @@ DEVICES = (DESK, MOBILE, VOICEMAIL)
 
 @dataclass
 class World:
-    service: RoutingService
+    service: CallRoutingService
     states: dict[JID, str] = field(default_factory=dict)
-    blocks: set[tuple[JID, JID]] = field(default_factory=set)
 
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     db = await Database.open(tmp_path / "chorus.db")
-    accounts = AccountService(AccountRepository(db), iterations=4096)
+    accounts = AccountService(AccountRepository(db, DOMAIN), Bus(), domain=DOMAIN, iterations=4096)
     for name in ("alice", "bob", "pbx", "boss"):
         await accounts.create(name, "a long enough password")
     states: dict[JID, str] = {}
-    blocks: set[tuple[JID, JID]] = set()
-    service = RoutingService(
-        db,
+    service = CallRoutingService(
+        SettingsRepository(db),
+        RoutingRepository(db),
         accounts,
         domain=DOMAIN,
         admins=(f"boss@{DOMAIN}",),
         state_of=lambda jid: states.get(jid, "offline"),
-        blocked_either=lambda a, b: (a, b) in blocks or (b, a) in blocks,
     )
-    yield World(service, states, blocks)
+    yield World(service, states)
     await db.close()
 
 
@@ -208,12 +209,3 @@ async def test_who_may_ask(world: World) -> None:
     assert not await service.may_route(bob, "nobody")
     await service.set_permission("pbx", False)
     assert not await service.may_route(pbx, "alice")
-
-
-async def test_blocks_forbid_even_admins_and_permitted_accounts(world: World) -> None:
-    await world.service.set_permission("pbx", True)
-    world.blocks.add((ALICE, JID("pbx", DOMAIN)))
-    world.blocks.add((JID("boss", DOMAIN), ALICE))
-    assert not await world.service.may_route(JID("pbx", DOMAIN, "r"), "alice")
-    assert not await world.service.may_route(JID("boss", DOMAIN, "r"), "alice")
-    assert await world.service.may_route(JID("pbx", DOMAIN, "r"), "bob")

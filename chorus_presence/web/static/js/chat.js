@@ -15,7 +15,7 @@ function errorText(stanza, name) {
   // service-unavailable is also what a block looks like from outside, on purpose: the portal
   // shows it just as the server words it.
   if (condition?.localName === "service-unavailable") return `${name} is not logged in.`;
-  if (blocked) return `You have blocked ${name}.`;
+  if (blocked) return `you have put ${name} on your block list, so no messages go either way.`;
   const explanation = error ? child(error, "text", NS.stanzas)?.textContent : "";
   return explanation || `The server refused it (${condition?.localName || "error"}).`;
 }

@@ -50,13 +50,13 @@ export class PresenceSettings {
       visibility.pending.map(({ jid, status }) => ({ jid, note: status })),
       [
         ["Accept", "accept", "accepted: they can now see your presence status"],
-        ["Block", "block", "blocked from seeing your presence status"],
+        ["Block", "block", "blocked from seeing your presence status (messages still reach you)"],
       ],
     );
     this.#list(
       "allowed-list",
       visibility.allowed.map((jid) => ({ jid })),
-      [["Block", "block", "moved to the blocked list"]],
+      [["Block", "block", "blocked from seeing your presence status (messages still reach you)"]],
     );
     this.#list(
       "blocked-list",

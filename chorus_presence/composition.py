@@ -1,4 +1,10 @@
-"""Assembles the server from its parts, runs the c2s listener, and shuts it down cleanly."""
+"""The composition root: builds storage, the bus, the services and the listeners in dependency
+order, runs the server, and shuts it down cleanly.
+
+This is the only place that knows every part. Each service gets its collaborators in its
+constructor and subscribes its own handlers to the bus; the order of the `subscribe` calls
+below matters only where priorities are equal.
+"""
 
 from __future__ import annotations
 
@@ -8,65 +14,151 @@ import logging
 import signal
 import ssl
 import sys
-from types import ModuleType
+from typing import Protocol
 
+from chorus_presence.admin.channel import AdminChannel
 from chorus_presence.config import Config, ConfigError, check_files
-from chorus_presence.server import client_state, stream_management
-from chorus_presence.server.admin_channel import AdminChannel
-from chorus_presence.server.c2s import ClientStream
-from chorus_presence.server.context import ServerContext
-from chorus_presence.server.limits import Limits
-from chorus_presence.server.metrics import MetricsEndpoint
-from chorus_presence.server.router import Router
-from chorus_presence.server.sessions import SessionRegistry
+from chorus_presence.core import topics
+from chorus_presence.core.background import BackgroundWork
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.limits import Limits
+from chorus_presence.core.metrics import Metrics
+from chorus_presence.core.router import StanzaRouter
+from chorus_presence.core.sessions import SessionRegistry
+from chorus_presence.server.c2s import ClientStream, StreamContext
+from chorus_presence.server.components import Components
+from chorus_presence.server.metrics_endpoint import MetricsEndpoint
+from chorus_presence.server.session_nonzas import ClientStateService, StreamManagementService
 from chorus_presence.services import (
-    adhoc,
-    adhoc_routing,
+    adhoc_call_routing,
     adhoc_visibility,
-    blocking,
-    disco,
-    last_activity,
     legacy_session,
-    messages,
     ping,
-    presence,
-    registration,
-    rosters,
-    routing,
-    subscriptions,
     version,
-    visibility,
 )
 from chorus_presence.services.accounts import AccountService
-from chorus_presence.storage.accounts import AccountRepository
-from chorus_presence.storage.database import Database
-from chorus_presence.storage.server_state import ServerStateRepository
+from chorus_presence.services.adhoc import AdhocService
+from chorus_presence.services.block_list import BlockListService
+from chorus_presence.services.call_routing import CallRoutingService
+from chorus_presence.services.disco import DiscoService
+from chorus_presence.services.last_activity import LastActivityService
+from chorus_presence.services.messages import MessageService
+from chorus_presence.services.presence import PresenceService
+from chorus_presence.services.registration import RegistrationService
+from chorus_presence.services.roster_iq import RosterIq
+from chorus_presence.services.rosters import RosterService
+from chorus_presence.services.subscriptions import SubscriptionService
+from chorus_presence.services.visibility import VisibilityService
+from chorus_presence.storage.factory import Repositories, open_repositories
 from chorus_presence.web.server import WebListener
 from chorus_presence.xmpp.errors import StreamError
 
 log = logging.getLogger(__name__)
 
-# Each module registers its own handlers; adding a feature means adding it here.
-SERVICES: tuple[ModuleType, ...] = (
-    stream_management,
-    client_state,
-    disco,
-    ping,
-    version,
-    legacy_session,
-    registration,
-    rosters,
-    presence,
-    subscriptions,
-    visibility,
-    adhoc,
-    adhoc_visibility,
-    messages,
-    blocking,
-    routing,
-    adhoc_routing,
-    last_activity,
-)
+
+async def build(
+    config: Config, repositories: Repositories, ssl_context: ssl.SSLContext | None
+) -> Components:
+    """Every part of one server, in dependency order, subscribed to one bus."""
+    domain = config.domain
+    bus = Bus()
+    sessions = SessionRegistry()
+    metrics = Metrics()
+    limits = Limits(config.limits)
+    background = BackgroundWork()
+    router = StanzaRouter(domain, bus, sessions)
+    accounts = AccountService(
+        repositories.accounts, bus, domain=domain, iterations=config.auth.scram_iterations
+    )
+    rosters = RosterService(repositories.rosters, sessions, domain=domain)
+    presence = PresenceService(bus, sessions, rosters, metrics, domain=domain)
+    block_list = await BlockListService.load(
+        repositories.block_lists, rosters, presence, sessions, domain=domain
+    )
+    subscriptions = SubscriptionService(
+        bus,
+        rosters,
+        presence,
+        accounts,
+        sessions,
+        limits.subscriptions.allow,
+        block_list.blocked_either,
+        domain=domain,
+    )
+    visibility = await VisibilityService.load(
+        repositories.settings,
+        repositories.presence_blocks,
+        rosters,
+        subscriptions,
+        presence,
+        domain=domain,
+    )
+    call_routing = CallRoutingService(
+        repositories.settings,
+        repositories.routing,
+        accounts,
+        domain=domain,
+        admins=config.admins,
+        state_of=presence.effective_state,
+    )
+    adhoc = AdhocService(bus, domain=domain)
+    adhoc_visibility.register(adhoc, visibility)
+    adhoc_call_routing.register(adhoc, call_routing)
+    messages = MessageService(
+        repositories.offline, sessions, presence, accounts, config.messages, domain=domain
+    )
+    last_activity = LastActivityService(repositories.last_activity, presence, rosters, background)
+    stream_management = StreamManagementService(config.liveness)
+    parts: tuple[Subscriber, ...] = (
+        metrics,
+        sessions,
+        block_list,
+        stream_management,
+        ClientStateService(),
+        DiscoService(bus),
+        RegistrationService(accounts, open_registration=config.registration.open),
+        rosters,
+        RosterIq(rosters, subscriptions),
+        presence,
+        subscriptions,
+        visibility,
+        adhoc,
+        messages,
+        call_routing,
+        last_activity,
+    )
+    for part in parts:
+        part.subscribe(bus)
+    for module in (ping, version, legacy_session):
+        module.subscribe(bus)
+    secret = await repositories.server_state.secret("scram-fake-salt")
+    streams = StreamContext(
+        config, bus, router, sessions, limits, metrics, accounts, ssl_context, secret
+    )
+    return Components(
+        config=config,
+        repositories=repositories,
+        bus=bus,
+        router=router,
+        sessions=sessions,
+        limits=limits,
+        metrics=metrics,
+        background=background,
+        accounts=accounts,
+        rosters=rosters,
+        presence=presence,
+        subscriptions=subscriptions,
+        visibility=visibility,
+        block_list=block_list,
+        call_routing=call_routing,
+        adhoc=adhoc,
+        stream_management=stream_management,
+        streams=streams,
+    )
+
+
+class Subscriber(Protocol):
+    def subscribe(self, bus: Bus) -> None: ...
 
 
 def make_ssl_context(config: Config) -> ssl.SSLContext:
@@ -81,7 +173,7 @@ class Server:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.ctx: ServerContext | None = None
+        self.ctx: Components | None = None
         self._listener: asyncio.Server | None = None
         self._streams: set[asyncio.Task[None]] = set()
         self.metrics_endpoint: MetricsEndpoint | None = None
@@ -100,29 +192,9 @@ class Server:
         if listen:
             check_files(config)
         ssl_context = make_ssl_context(config) if listen else None
-        database = await Database.open(config.storage.database)
+        repositories = await open_repositories(config.storage, config.domain)
         try:
-            secret = await ServerStateRepository(database).secret("scram-fake-salt")
-            sessions = SessionRegistry()
-            self.ctx = ServerContext(
-                config=config,
-                database=database,
-                accounts=AccountService(
-                    AccountRepository(database), iterations=config.auth.scram_iterations
-                ),
-                sessions=sessions,
-                router=Router(config.domain, sessions),
-                ssl_context=ssl_context,
-                secret=secret,
-                limits=Limits(config.limits),
-            )
-            for service in SERVICES:
-                service.setup(self.ctx)
-            # Services that keep durable state in memory load it before the first client.
-            for service in SERVICES:
-                start = getattr(service, "start", None)
-                if start is not None:
-                    await start(self.ctx)
+            self.ctx = await build(config, repositories, ssl_context)
             if not listen:
                 return
             # Before the client listener: a second server configured like a running one stops
@@ -133,10 +205,10 @@ class Server:
                 self._accept, config.c2s.host, config.c2s.port, limit=2**20
             )
             if config.metrics.enabled:
-                self.metrics_endpoint = MetricsEndpoint(self.ctx)
+                self.metrics_endpoint = MetricsEndpoint(self.ctx.metrics, config.metrics)
                 await self.metrics_endpoint.start()
             if config.web.enabled:
-                self.web = WebListener(self.ctx)
+                self.web = WebListener(self.ctx.streams)
                 await self.web.start()
         except BaseException:
             if self._listener is not None:
@@ -148,7 +220,8 @@ class Server:
             if self.admin_channel is not None:
                 await self.admin_channel.stop()
                 self.admin_channel = None
-            await database.close()
+            self.ctx = None
+            await repositories.close()
             raise
         log.info("listening for clients on %s:%d", config.c2s.host, self.port)
 
@@ -158,7 +231,7 @@ class Server:
         assert task is not None
         self._streams.add(task)
         try:
-            await ClientStream(self.ctx, reader, writer).run()
+            await ClientStream(self.ctx.streams, reader, writer).run()
         finally:
             self._streams.discard(task)
 
@@ -180,12 +253,9 @@ class Server:
         if ctx is not None:
             sessions = ctx.sessions.all()
             # Unavailable presence first, while every contact's connection is still open.
-            for session in sessions:
-                await ctx.presence.session_ended(session)
+            await ctx.bus.notify(topics.SERVER_STOPPING, None)
             for session in sessions:
                 session.close(StreamError("system-shutdown", "The server is shutting down"))
-            for hibernating in list(ctx.resumable.values()):
-                hibernating.close()
         if self._streams:
             await asyncio.wait(list(self._streams), timeout=5)
         for task in list(self._streams):
@@ -194,8 +264,8 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._listener.wait_closed(), 1)
         if ctx is not None:
-            await ctx.drain_background()
-            await ctx.database.close()
+            await ctx.background.drain()
+            await ctx.repositories.close()
             self.ctx = None
 
 

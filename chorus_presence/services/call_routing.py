@@ -1,9 +1,12 @@
 """Call routing (DESIGN section 4): which of a user's devices rings now, decided by presence.
+Not to be confused with the stanza router in `core.router`, which delivers XMPP stanzas.
 
 This module owns the routing rule, the validation of a user's devices, switch, default device
 and state -> device map, the rule of who may ask which device rings for whom, and the
 `urn:chorus:routing:0` IQ extension. The admin command line and the ad-hoc commands call
-`RoutingService` directly: its methods take usernames and raise `StanzaError` for refusals.
+`CallRoutingService` directly: its methods take usernames and raise `StanzaError` for
+refusals. Blocks (XEP-0191) are the stanza filter's business: a blocked asker is refused before
+a route query gets here, with the answer a stranger gets.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from chorus_presence.server.context import ServerContext
-from chorus_presence.server.router import IqRequest
+from chorus_presence.core import topics
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.events import IqRequest
 from chorus_presence.services import rich_states
 from chorus_presence.services.accounts import AccountService
-from chorus_presence.storage.database import Database
-from chorus_presence.storage.routing import RoutingRepository, StoredRouting
-from chorus_presence.storage.settings import SettingsRepository
+from chorus_presence.storage.interfaces import RoutingStore, SettingsStore
+from chorus_presence.storage.routing import StoredRouting
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID, JIDError
@@ -36,7 +39,6 @@ MAX_DEVICES = 32
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 StateOf = Callable[[JID], str]
-BlockCheck = Callable[[JID, JID], bool]
 
 
 @dataclass(frozen=True)
@@ -63,31 +65,35 @@ class RouteAnswer:
     device: Device | None
 
 
-class RoutingService:
+class CallRoutingService:
     """The routing rule over stored configurations and the live effective state.
 
-    `state_of` gives a bare JID's effective state ('offline' with no resource online) and
-    `blocked_either` whether either of two bare JIDs blocks the other; the server passes the
-    presence service's and the router's.
+    `state_of` gives a bare JID's effective state ('offline' with no resource online); the
+    server passes the presence service's.
     """
 
     def __init__(
         self,
-        database: Database,
+        settings: SettingsStore,
+        repo: RoutingStore,
         accounts: AccountService,
         *,
         domain: str,
         admins: Iterable[str],
         state_of: StateOf,
-        blocked_either: BlockCheck,
     ) -> None:
-        self._settings = SettingsRepository(database)
-        self._repo = RoutingRepository(database)
+        self._settings = settings
+        self._repo = repo
         self._accounts = accounts
         self._domain = domain
         self._admins = frozenset(admins)
         self._state_of = state_of
-        self._blocked_either = blocked_either
+
+    def subscribe(self, bus: Bus) -> None:
+        bus.on(topics.iq("get", "bare", ROUTING), self._get_config)
+        bus.on(topics.iq("set", "bare", ROUTING), self._set_config)
+        bus.on(topics.iq("get", "bare", ROUTE), self._route)
+        bus.on(topics.DISCO_FEATURES, lambda event: event.features.add(ns.CHORUS_ROUTING))
 
     async def config(self, owner: str) -> RoutingConfig:
         return await self._load(await self._existing(owner))
@@ -118,8 +124,8 @@ class RoutingService:
         return RouteAnswer(owner, state, devices.get(name) if name is not None else None)
 
     async def may_route(self, requester: JID, owner: str) -> bool:
-        """The user, admins and accounts granted the permission may ask; blocks apply to all
-        but the user, since the answer reveals the user's presence state."""
+        """The user, admins and accounts granted the permission may ask (blocks are filtered
+        before: the answer reveals the user's presence state)."""
         asker = requester.bare
         try:
             subject: JID | None = JID(owner, self._domain)
@@ -127,17 +133,45 @@ class RoutingService:
             subject = None
         if asker == subject:
             return True
-        if subject is not None and self._blocked_either(asker, subject):
-            return False
         if str(asker) in self._admins:
             return True
         if asker.domain != self._domain or asker.local is None:
             return False
         return (await self._settings.get(asker.local)).routing_permission
 
+    async def has_permission(self, owner: str) -> bool:
+        return (await self._settings.get(await self._existing(owner))).routing_permission
+
     async def set_permission(self, owner: str, allowed: bool) -> None:
         """Grant or withdraw the right to ask the route of any user (a PBX or its bot)."""
         await self._settings.update(await self._existing(owner), routing_permission=allowed)
+
+    # The IQ extension
+
+    async def _get_config(self, request: IqRequest) -> Element:
+        return request.reply(config_element(await self.config(_own_account(request))))
+
+    async def _set_config(self, request: IqRequest) -> Element:
+        await self.replace(_own_account(request), config_from(request.payload))
+        return request.reply()
+
+    async def _route(self, request: IqRequest) -> Element:
+        assert request.sender is not None
+        subject = request.target or request.user
+        assert subject.local is not None
+        # Permission first: to anyone not allowed, unknown users look like everyone else.
+        if not await self.may_route(request.sender, subject.local):
+            raise StanzaError("forbidden", "You may not ask how this user's calls are routed")
+        answer = await self.route(subject.local)
+        node = element(
+            "route",
+            {"jid": str(JID(answer.user, self._domain)), "state": answer.state},
+            namespace=ns.CHORUS_ROUTING,
+        )
+        if answer.device is not None:
+            node.set("device", answer.device.name)
+            node.set("kind", answer.device.kind)
+        return request.reply(node)
 
     async def _existing(self, owner: str) -> str:
         """The canonical username of an existing account."""
@@ -230,53 +264,7 @@ def _required(node: Element, name: str) -> str:
     return value
 
 
-def setup(ctx: ServerContext) -> RoutingService:
-    service = RoutingService(
-        ctx.database,
-        ctx.accounts,
-        domain=ctx.domain,
-        admins=ctx.config.admins,
-        state_of=ctx.presence.effective_state,
-        blocked_either=ctx.router.blocked_either,
-    )
-    ctx.routing = service
-
-    async def get_config(request: IqRequest) -> Element:
-        return request.reply(config_element(await service.config(_own_account(request))))
-
-    async def set_config(request: IqRequest) -> Element:
-        await service.replace(_own_account(request), config_from(request.payload))
-        return request.reply()
-
-    async def route(request: IqRequest) -> Element:
-        sender = request.sender
-        assert sender is not None
-        subject = request.target or sender.bare
-        assert subject.local is not None
-        # Permission first: to anyone not allowed, unknown users look like everyone else.
-        if not await service.may_route(sender, subject.local):
-            raise StanzaError("forbidden", "You may not ask how this user's calls are routed")
-        answer = await service.route(subject.local)
-        node = element(
-            "route",
-            {"jid": str(JID(answer.user, ctx.domain)), "state": answer.state},
-            namespace=ns.CHORUS_ROUTING,
-        )
-        if answer.device is not None:
-            node.set("device", answer.device.name)
-            node.set("kind", answer.device.kind)
-        return request.reply(node)
-
-    ctx.router.on_iq("account", "get", ROUTING, get_config)
-    ctx.router.on_iq("account", "set", ROUTING, set_config)
-    ctx.router.on_iq("account", "get", ROUTE, route)
-    ctx.disco_features.add(ns.CHORUS_ROUTING)
-    return service
-
-
 def _own_account(request: IqRequest) -> str:
-    sender = request.sender
-    assert sender is not None and sender.local is not None
-    if request.target is not None and request.target != sender.bare:
+    if request.target is not None and request.target != request.user:
         raise StanzaError("forbidden", "Only your own routing can be read or changed")
-    return sender.local
+    return request.username

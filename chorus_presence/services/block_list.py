@@ -1,5 +1,14 @@
-"""Blocking Command (XEP-0191): the block list IQs and their pushes, the in-memory block lists
-behind `router.blocked`, and the presence a block or an unblock hides or shows at once.
+"""Blocking Command (XEP-0191): the block list IQs and their pushes, the in-memory block lists,
+the filter that stops what must not cross a block, and the presence a block or an unblock
+hides or shows at once.
+
+The block list is not the presence *blocked list* of the visibility settings: a block here
+stops every stanza both ways; the blocked list only keeps a contact from seeing presence.
+
+The filter sits on the bus at a high priority, on every stanza event and on the presence
+audiences, so no stanza path can forget it: what the user sends to someone they block is
+refused (a message with XEP-0191's <blocked/> condition), what a blocked sender sends is
+refused as if the user were not there, and presence is dropped silently.
 
 An item is a bare JID (the account and every resource of it) or a domain (everything at that
 domain). Blocking a single resource is refused as not implemented: the router and the services
@@ -10,10 +19,22 @@ from __future__ import annotations
 
 import itertools
 
-from chorus_presence.server.context import ServerContext
-from chorus_presence.server.router import IqRequest
-from chorus_presence.services.presence import SEES, SENDS_TO
-from chorus_presence.storage.blocks import BlockRepository
+from chorus_presence.core import topics
+from chorus_presence.core.bus import STOP, Bus
+from chorus_presence.core.events import (
+    ANSWERED,
+    AccountRemoved,
+    Audience,
+    IqRequest,
+    SessionEvent,
+    StanzaEvent,
+)
+from chorus_presence.core.session import Session
+from chorus_presence.core.sessions import SessionRegistry
+from chorus_presence.services.presence import SUBSCRIPTION_TYPES, PresenceService
+from chorus_presence.services.rosters import RosterService
+from chorus_presence.services.subscription_states import SEES, SENDS_TO
+from chorus_presence.storage.interfaces import BlockListStore
 from chorus_presence.storage.rosters import Roster
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
@@ -26,31 +47,70 @@ UNBLOCK = ns.qname(ns.BLOCKING, "unblock")
 ITEM = ns.qname(ns.BLOCKING, "item")
 # Every list stays in memory, so no account may grow its own without bound.
 MAX_ITEMS = 1000
+# Above every handler that delivers or answers, below the metrics that count everything.
+FILTER_PRIORITY = 500
 
 # (watcher, contact, can_see): a change to pass to PresenceService.visibility_changed.
 SightChange = tuple[JID, JID, bool]
 
 
-class BlockingService:
+class BlockListService:
     def __init__(
-        self, ctx: ServerContext, repo: BlockRepository, lists: dict[str, set[str]]
+        self,
+        repo: BlockListStore,
+        rosters: RosterService,
+        presence: PresenceService,
+        sessions: SessionRegistry,
+        lists: dict[str, set[str]],
+        *,
+        domain: str,
     ) -> None:
-        self.ctx = ctx
         self.repo = repo
+        self._rosters = rosters
+        self._presence = presence
+        self._sessions = sessions
+        self._domain = domain
         # Every account's list, loaded once at start-up rather than per session: `blocked` is
         # synchronous and is also asked about users who are offline (a probe answered with
         # their offline presence, a message stored for them), where a list loaded on first
         # use would arrive too late. Lists are short, and accounts without one cost nothing.
         # Items are kept as canonical strings, a bare JID or a domain, as stored.
         self._lists: dict[JID, set[str]] = {
-            JID(owner, ctx.domain): items for owner, items in lists.items()
+            JID(owner, domain): items for owner, items in lists.items()
         }
-        self._interested: set[object] = set()
+        self._interested: set[Session] = set()
         self._push_ids = itertools.count(1)
 
-    def forget(self, username: str) -> None:
-        """A deleted account's list goes with it."""
-        self._lists.pop(JID(username, self.ctx.domain), None)
+    @classmethod
+    async def load(
+        cls,
+        repo: BlockListStore,
+        rosters: RosterService,
+        presence: PresenceService,
+        sessions: SessionRegistry,
+        *,
+        domain: str,
+    ) -> BlockListService:
+        return cls(repo, rosters, presence, sessions, await repo.load_all(), domain=domain)
+
+    def subscribe(self, bus: Bus) -> None:
+        bus.on(topics.iq("get", "bare", BLOCKLIST), self.get)
+        bus.on(topics.iq("set", "bare", BLOCK), self.block)
+        bus.on(topics.iq("set", "bare", UNBLOCK), self.unblock)
+        bus.on(topics.DISCO_FEATURES, lambda event: event.features.add(ns.BLOCKING))
+        bus.on(topics.SESSION_ENDED, self.session_ended)
+        bus.on(topics.ACCOUNT_REMOVED, self.account_removed)
+        bus.on(topics.MESSAGE_OUT, self._message_out, priority=FILTER_PRIORITY)
+        bus.on(topics.MESSAGE_IN_BARE, self._refused_if_blocked, priority=FILTER_PRIORITY)
+        bus.on(topics.MESSAGE_IN_FULL, self._refused_if_blocked, priority=FILTER_PRIORITY)
+        bus.on(topics.PRESENCE_OUT, self._presence_out, priority=FILTER_PRIORITY)
+        bus.on(topics.PRESENCE_IN_BARE, self._presence_in, priority=FILTER_PRIORITY)
+        bus.on(topics.PRESENCE_IN_FULL, self._presence_in, priority=FILTER_PRIORITY)
+        bus.on(topics.IQ_OUT, self._iq_out, priority=FILTER_PRIORITY)
+        bus.on(topics.IQ_IN_BARE, self._iq_in_bare, priority=FILTER_PRIORITY)
+        bus.on(topics.IQ_IN_FULL, self._refused_if_blocked, priority=FILTER_PRIORITY)
+        bus.on(topics.PRESENCE_AUDIENCE, self._narrow, priority=FILTER_PRIORITY)
+        bus.on(topics.PRESENCE_VIEW, self._narrow, priority=FILTER_PRIORITY)
 
     def blocked(self, owner: JID, other: JID) -> bool:
         """Whether `owner` blocks `other` by its bare JID or its domain (XEP-0191 section 3.5).
@@ -65,27 +125,93 @@ class BlockingService:
             other.local is not None and f"{other.local}@{other.domain}" in items
         )
 
-    async def request_policy(self, owner: JID, requester: JID) -> str | None:
-        """Subscription requests across a block are dropped silently, whichever side set it:
-        the blocked cannot reach the blocker, and the blocker's own stanzas to the blocked are
-        not routed either (XEP-0191 section 3.5)."""
-        return "drop" if self.ctx.router.blocked_either(owner, requester) else None
+    def blocked_either(self, first: JID, second: JID) -> bool:
+        """Whether either bare JID blocks the other."""
+        return self.blocked(first, second) or self.blocked(second, first)
 
-    async def session_ended(self, session: object) -> None:
-        self._interested.discard(session)
+    # The filter
+
+    def _message_out(self, event: StanzaEvent) -> None:
+        target = event.target
+        if target is not None and target.local is not None and self.blocked(event.sender, target):
+            raise StanzaError(
+                "not-acceptable",
+                "You have blocked this contact",
+                app_condition=(ns.BLOCKING_ERRORS, "blocked"),
+            )
+
+    def _refused_if_blocked(self, event: StanzaEvent) -> None:
+        assert event.target is not None
+        if self.blocked(event.target, event.sender):
+            raise StanzaError("service-unavailable")
+
+    def _presence_out(self, event: StanzaEvent) -> object:
+        target = event.target
+        if target is None or event.stanza.get("type") in SUBSCRIPTION_TYPES:
+            # Subscription stanzas keep both rosters in step across a block; the exchange
+            # decides what crosses it.
+            return None
+        return STOP if self.blocked(event.sender, target) else None
+
+    def _presence_in(self, event: StanzaEvent) -> object:
+        assert event.target is not None
+        if event.stanza.get("type") in SUBSCRIPTION_TYPES:
+            return None
+        return STOP if self.blocked(event.target, event.sender) else None
+
+    def _iq_out(self, event: StanzaEvent) -> None:
+        target = event.target
+        if event.stanza.get("type") not in ("get", "set") or target is None:
+            return
+        if target.local is None or not self.blocked(event.sender, target):
+            return
+        if target.resource is None:
+            # What a stranger asking about the user is told.
+            raise StanzaError("forbidden")
+        raise StanzaError("service-unavailable")
+
+    def _iq_in_bare(self, event: StanzaEvent) -> None:
+        assert event.target is not None
+        if self.blocked(event.target, event.sender):
+            raise StanzaError("forbidden")
+
+    def _narrow(self, audience: Audience) -> None:
+        if not self._lists:
+            return
+        user = audience.user
+        audience.others = {
+            other for other in audience.others if not self.blocked_either(user, other)
+        }
+
+    # Lifecycle
+
+    def session_ended(self, event: SessionEvent) -> None:
+        self._interested.discard(event.session)
+
+    def account_removed(self, event: AccountRemoved) -> None:
+        """The removed account's list goes, and so does its place on other users' lists."""
+        self._lists.pop(event.user, None)
+        item = str(event.user)
+        for owner in event.block_list_owners:
+            owner_jid = JID(owner, self._domain)
+            items = self._lists.get(owner_jid)
+            if items is not None:
+                items.discard(item)
+                if not items:
+                    del self._lists[owner_jid]
 
     # IQ handlers
 
     async def get(self, request: IqRequest) -> Element:
         owner = _own_account(request)
         # XEP-0191 section 3.3: pushes go to the resources that asked for the list.
-        self._interested.add(request.session)
+        self._interested.add(request.bound_session)
         blocklist = element("blocklist", namespace=ns.BLOCKING)
         for jid in sorted(self._lists.get(owner, ())):
             child(blocklist, "item", {"jid": jid})
         return request.reply(blocklist)
 
-    async def block(self, request: IqRequest) -> None:
+    async def block(self, request: IqRequest) -> bool:
         owner = _own_account(request)
         jids = _item_jids(request.payload)
         if not jids:
@@ -97,7 +223,7 @@ class BlockingService:
                 )
             if jid == owner:
                 raise StanzaError("not-allowed", "You cannot block yourself")
-        async with self.ctx.rosters.lock:
+        async with self._rosters.lock:
             current = self._lists.get(owner, set())
             added = [jid for jid in jids if str(jid) not in current]
             if len(current) + len(added) > MAX_ITEMS:
@@ -107,11 +233,12 @@ class BlockingService:
         if added:
             self._push(owner, _payload("block", added))
         self._show(visibility)
+        return ANSWERED
 
-    async def unblock(self, request: IqRequest) -> None:
+    async def unblock(self, request: IqRequest) -> bool:
         owner = _own_account(request)
         jids = _item_jids(request.payload)
-        async with self.ctx.rosters.lock:
+        async with self._rosters.lock:
             current = self._lists.get(owner, set())
             if jids:
                 removed = [jid for jid in jids if str(jid) in current]
@@ -123,6 +250,7 @@ class BlockingService:
             # XEP-0191 section 3.4: unblocking everything is pushed as an unblock without items.
             self._push(owner, _payload("unblock", removed if jids else []))
         self._show(visibility)
+        return ANSWERED
 
     # Internals
 
@@ -134,9 +262,10 @@ class BlockingService:
         """
         if not jids:
             return []
-        roster = await self.ctx.rosters.roster(owner.local)
+        assert owner.local is not None
+        roster = await self._rosters.roster(owner.local)
         others = self._others(owner, roster, jids)
-        before = {other: self.ctx.router.blocked_either(owner, other) for other in others}
+        before = {other: self.blocked_either(owner, other) for other in others}
         items = [str(jid) for jid in jids]
         if block:
             await self.repo.add(owner.local, items)
@@ -156,7 +285,7 @@ class BlockingService:
         domains = {jid.domain for jid in jids if jid.local is None}
         if domains:
             contacts = (JID.parse(contact) for contact in roster.items)
-            online = (session.jid.bare for session in self.ctx.sessions.all())
+            online = (session.jid.bare for session in self._sessions.all())
             others.update(jid for jid in itertools.chain(contacts, online) if jid.domain in domains)
         others.discard(owner)
         return others
@@ -166,7 +295,7 @@ class BlockingService:
         one shows it again where the subscriptions allow."""
         changes = []
         for other, was_blocked in before.items():
-            now_blocked = self.ctx.router.blocked_either(owner, other)
+            now_blocked = self.blocked_either(owner, other)
             if now_blocked == was_blocked:
                 continue
             item = roster.items.get(str(other))
@@ -174,31 +303,26 @@ class BlockingService:
             # Directed presence (RFC 6121 section 4.6) is hidden too, but not sent again on
             # unblock: it was a one-off the sender chose, not a standing permission.
             other_sees = subscription in SENDS_TO or (
-                now_blocked and self._sent_directed(owner, other)
+                now_blocked and self._presence.sent_directed(owner, other)
             )
-            owner_sees = subscription in SEES or (now_blocked and self._sent_directed(other, owner))
+            owner_sees = subscription in SEES or (
+                now_blocked and self._presence.sent_directed(other, owner)
+            )
             if other_sees:
                 changes.append((other, owner, not now_blocked))
             if owner_sees:
                 changes.append((owner, other, not now_blocked))
         return changes
 
-    def _sent_directed(self, sender: JID, recipient: JID) -> bool:
-        return any(
-            target.bare == recipient
-            for _, state in self.ctx.presence.available(sender)
-            for target in state.directed
-        )
-
     def _show(self, visibility: list[SightChange]) -> None:
         for watcher, contact, can_see in visibility:
-            self.ctx.presence.visibility_changed(watcher, contact, can_see=can_see)
+            self._presence.visibility_changed(watcher, contact, can_see=can_see)
 
     def _push(self, owner: JID, payload: Element) -> None:
         """XEP-0191 sections 3.3 and 3.4: the change to each resource that asked for the list."""
         iq = element("iq", {"type": "set"})
         iq.append(payload)
-        for session in self.ctx.sessions.of_account(owner):
+        for session in self._sessions.of_account(owner):
             if session in self._interested:
                 iq.set("id", f"block-push{next(self._push_ids)}")
                 iq.set("to", str(session.jid))
@@ -206,11 +330,9 @@ class BlockingService:
 
 
 def _own_account(request: IqRequest) -> JID:
-    sender = request.sender
-    assert sender is not None and sender.local is not None
-    if request.target is not None and request.target != sender.bare:
+    if request.target is not None and request.target != request.user:
         raise StanzaError("forbidden", "Only your own block list can be read or changed")
-    return sender.bare
+    return request.user
 
 
 def _item_jids(payload: Element) -> list[JID]:
@@ -230,22 +352,3 @@ def _payload(kind: str, jids: list[JID]) -> Element:
     for jid in jids:
         child(node, "item", {"jid": str(jid)})
     return node
-
-
-def setup(ctx: ServerContext) -> None:
-    # The service itself comes up in `start`, once every block list is loaded.
-    ctx.disco_features.add(ns.BLOCKING)
-
-
-async def start(ctx: ServerContext) -> BlockingService:
-    repo = BlockRepository(ctx.database)
-    service = BlockingService(ctx, repo, await repo.load_all())
-    ctx.router.blocked = service.blocked
-    # First in line: a block outranks any setting that would approve the request.
-    ctx.subscriptions.request_policies.insert(0, service.request_policy)
-    ctx.on_session_end.append(service.session_ended)
-    ctx.on_account_removed.append(service.forget)
-    ctx.router.on_iq("account", "get", BLOCKLIST, service.get)
-    ctx.router.on_iq("account", "set", BLOCK, service.block)
-    ctx.router.on_iq("account", "set", UNBLOCK, service.unblock)
-    return service

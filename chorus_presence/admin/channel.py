@@ -22,7 +22,7 @@ from typing import Any
 
 from chorus_presence.admin.commands import execute
 from chorus_presence.admin.common import AdminError, error_message
-from chorus_presence.server.context import ServerContext
+from chorus_presence.server.components import Components
 from chorus_presence.xmpp.errors import StanzaError
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class AdminChannelInUse(OSError):
 
 
 class AdminChannel:
-    def __init__(self, ctx: ServerContext, path: Path) -> None:
+    def __init__(self, ctx: Components, path: Path) -> None:
         self.ctx = ctx
         self.path = path
         self._server: asyncio.Server | None = None

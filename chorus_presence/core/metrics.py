@@ -1,26 +1,27 @@
 """Prometheus metrics of one server: sessions, stanzas in and out by kind, presence fan-out,
-authentication failures and presence delivery latency; and their HTTP exposition.
+accounts created, authentication failures and presence delivery latency.
 
 Each server has its own registry, so several servers in one process (the tests) never clash.
+Stanzas received and the session gauge are counted by handlers of the bus's events; the rest
+by the code that does the work, which is handed this object.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
-if TYPE_CHECKING:
-    from chorus_presence.server.context import ServerContext
-
-log = logging.getLogger(__name__)
+from chorus_presence.core import topics
+from chorus_presence.core.bus import Bus
+from chorus_presence.core.events import StanzaEvent
 
 KINDS = ("message", "presence", "iq")
 # The second byte of a serialised stanza tells its kind without parsing it.
 _KIND_BY_BYTE = {ord("m"): "message", ord("p"): "presence", ord("i"): "iq"}
+# Before every filter, so refused stanzas are counted too.
+COUNTING_PRIORITY = 1000
 
 
 class Metrics:
@@ -43,6 +44,9 @@ class Metrics:
             "Presence stanzas delivered to contacts' resources",
             registry=self.registry,
         )
+        self.accounts_created = Counter(
+            "chorus_accounts_created", "Accounts created", registry=self.registry
+        )
         self.auth_failures = Counter(
             "chorus_auth_failures", "Failed SASL authentications", registry=self.registry
         )
@@ -53,6 +57,25 @@ class Metrics:
             registry=self.registry,
         )
 
+    def subscribe(self, bus: Bus) -> None:
+        for kind, topic in (
+            ("message", topics.MESSAGE_OUT),
+            ("presence", topics.PRESENCE_OUT),
+            ("iq", topics.IQ_OUT),
+        ):
+            bus.on(topic, self._counter(kind), priority=COUNTING_PRIORITY)
+        bus.on(topics.SESSION_BOUND, lambda _event: self.sessions.inc())
+        bus.on(topics.SESSION_ENDED, lambda _event: self.sessions.dec())
+        bus.on(topics.ACCOUNT_CREATED, lambda _event: self.accounts_created.inc())
+
+    def _counter(self, kind: str) -> Callable[[StanzaEvent], None]:
+        counter = self.received[kind]
+
+        def count(_event: StanzaEvent) -> None:
+            counter.inc()
+
+        return count
+
     def stanza_sent(self, data: bytes) -> None:
         kind = _KIND_BY_BYTE.get(data[1]) if len(data) > 1 else None
         if kind is not None:
@@ -60,37 +83,3 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class MetricsEndpoint:
-    """`GET /metrics` on the configured local address, when `[metrics] enabled`."""
-
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-        self._runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        config = self.ctx.config.metrics
-        app = web.Application()
-        app.router.add_get("/metrics", self._serve)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, config.host, config.port)
-        await site.start()
-        log.info("metrics on http://%s:%d/metrics", config.host, self.port)
-
-    @property
-    def port(self) -> int:
-        assert self._runner is not None
-        server = self._runner.addresses[0]
-        return server[1]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _serve(self, _request: web.Request) -> web.Response:
-        self.ctx.metrics.sessions.set(len(self.ctx.sessions))
-        return web.Response(
-            body=self.ctx.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )

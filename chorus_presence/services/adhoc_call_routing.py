@@ -1,10 +1,17 @@
 """Devices and call routing as an ad-hoc command, the seed guide's Settings -> Devices page for
-stock clients. Every change goes through `ctx.routing`, like the IQ extension and the CLI."""
+stock clients. Every change goes through the call routing service, like the IQ extension and
+the CLI."""
 
 from __future__ import annotations
 
-from chorus_presence.server.context import ServerContext
-from chorus_presence.services.routing import KINDS, STATES, Device, RoutingConfig
+from chorus_presence.services.adhoc import AdhocService
+from chorus_presence.services.call_routing import (
+    KINDS,
+    STATES,
+    CallRoutingService,
+    Device,
+    RoutingConfig,
+)
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.forms import Field, FieldValue, Form, Option
 from chorus_presence.xmpp.stanza import Element
@@ -24,11 +31,11 @@ DEFAULT = ""
 
 
 class DevicesCommand:
-    def __init__(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
+    def __init__(self, call_routing: CallRoutingService) -> None:
+        self._call_routing = call_routing
 
     async def start(self, owner: str) -> Element:
-        config = await self.ctx.routing.config(owner)
+        config = await self._call_routing.config(owner)
         choices = (
             Option(DEFAULT, "Default device"),
             *(Option(d.name, f"{d.name} ({d.kind})") for d in config.devices),
@@ -63,7 +70,7 @@ class DevicesCommand:
         return Form(tuple(fields), title="Devices and call routing").to_element()
 
     async def submit(self, owner: str, values: dict[str, FieldValue]) -> str:
-        current = await self.ctx.routing.config(owner)
+        current = await self._call_routing.config(owner)
         devices = current.devices
         if "devices" in values:
             devices = tuple(_parse_devices(str(values["devices"])))
@@ -87,7 +94,7 @@ class DevicesCommand:
             devices=devices,
             mapping=mapping,
         )
-        await self.ctx.routing.replace(owner, config)
+        await self._call_routing.replace(owner, config)
         switch = "on" if config.enabled else "off"
         return f"Saved {len(devices)} device(s); presence decides calls: {switch}."
 
@@ -104,5 +111,5 @@ def _parse_devices(text: str) -> list[Device]:
     return devices
 
 
-def setup(ctx: ServerContext) -> None:
-    ctx.adhoc.register(NODE, "Devices and call routing", DevicesCommand(ctx))
+def register(adhoc: AdhocService, call_routing: CallRoutingService) -> None:
+    adhoc.register(NODE, "Devices and call routing", DevicesCommand(call_routing))

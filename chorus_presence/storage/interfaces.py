@@ -1,0 +1,139 @@
+"""The storage interfaces: one protocol per aggregate, which every backend implements.
+
+Services depend on these and on the data classes they name, never on a backend's classes or
+its driver. The SQLite repositories are the one implementation so far; `factory` picks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from chorus_presence.storage.accounts import Account, RemovedAccount, ScramCredentials
+from chorus_presence.storage.last_activity import LastLogout
+from chorus_presence.storage.offline import StoredMessage
+from chorus_presence.storage.rosters import Roster, RosterChanges
+from chorus_presence.storage.routing import StoredRouting
+from chorus_presence.storage.settings import UserSettings
+
+
+class AccountStore(Protocol):
+    """Accounts and their SCRAM credentials, keyed by normalised username."""
+
+    async def create(self, username: str, credentials: Mapping[str, ScramCredentials]) -> None:
+        """Add an enabled account; raises AccountExists if the username is taken."""
+
+    async def get(self, username: str) -> Account | None: ...
+
+    async def set_credentials(
+        self, username: str, credentials: Mapping[str, ScramCredentials]
+    ) -> bool:
+        """Replace all of the account's credentials; False if there is no such account."""
+
+    async def set_disabled(self, username: str, disabled: bool) -> bool:
+        """False if there is no such account."""
+
+    async def delete(self, username: str) -> RemovedAccount | None:
+        """Remove the account and every other user's row naming it, atomically; None if there
+        was no such account."""
+
+    async def list_usernames(self) -> list[str]: ...
+
+    async def count(self) -> int: ...
+
+    async def list_with_status(self) -> list[tuple[str, bool]]:
+        """Every username with its disabled flag, in username order."""
+
+
+class RosterStore(Protocol):
+    """Rosters, pending subscription requests and roster versions."""
+
+    async def load(self, owner: str) -> Roster: ...
+
+    async def apply(self, changes: RosterChanges) -> dict[str, int]:
+        """Write all changes atomically; the new roster version of each owner whose items
+        changed."""
+
+
+class BlockListStore(Protocol):
+    """XEP-0191 block lists: the addresses each user exchanges no stanzas with at all."""
+
+    async def load_all(self) -> dict[str, set[str]]:
+        """Every account's block list, by owner; accounts without one are left out."""
+
+    async def add(self, owner: str, jids: Iterable[str]) -> None: ...
+
+    async def remove(self, owner: str, jids: Iterable[str]) -> None: ...
+
+
+class PresenceBlockStore(Protocol):
+    """Presence blocked lists ("who may see my presence"): the contacts each user keeps from
+    seeing their presence. Not the XEP-0191 block list, which is `BlockListStore`."""
+
+    async def contains(self, owner: str, contact: str) -> bool: ...
+
+    async def add(self, owner: str, contact: str) -> None: ...
+
+    async def remove(self, owner: str, contact: str) -> bool:
+        """False if the contact was not blocked."""
+
+    # Last: once defined, `list` in this class body names the method, not the builtin.
+    async def list(self, owner: str) -> list[str]: ...
+
+
+class SettingsStore(Protocol):
+    """Per-user product settings."""
+
+    async def get(self, owner: str) -> UserSettings:
+        """The owner's settings; the defaults when none were ever saved."""
+
+    async def update(self, owner: str, **changes: object) -> UserSettings:
+        """Change some settings and return all of them; ValueError for an unknown one."""
+
+    async def owners_with(self, flag: str) -> set[str]:
+        """Every user with the boolean setting `flag` switched on."""
+
+
+class RoutingStore(Protocol):
+    """Each user's call-routing devices and which device rings in which state."""
+
+    async def load(self, owner: str) -> StoredRouting: ...
+
+    async def replace(
+        self,
+        owner: str,
+        *,
+        enabled: bool,
+        default_device: str | None,
+        routing: StoredRouting,
+    ) -> None:
+        """Swap the owner's whole routing configuration, switch and default included,
+        atomically."""
+
+
+class LastActivityStore(Protocol):
+    """Each user's last logout time and status (XEP-0012)."""
+
+    async def record(self, owner: str, at: float, status: str | None) -> None: ...
+
+    async def get(self, owner: str) -> LastLogout | None: ...
+
+
+class OfflineMessageStore(Protocol):
+    """Messages kept for users who are not logged in (XEP-0160)."""
+
+    async def store(self, owner: str, stanza: str, limit: int) -> bool:
+        """Keep a message; False when the owner already has `limit` waiting."""
+
+    async def pending(self, owner: str) -> list[StoredMessage]:
+        """The owner's messages, oldest first."""
+
+    async def remove(self, owner: str, up_to_id: int) -> None:
+        """Drop the owner's messages up to and including `up_to_id`."""
+
+
+class ServerStateStore(Protocol):
+    """Server-wide durable values."""
+
+    async def secret(self, key: str, size: int = 32) -> bytes:
+        """The stored secret named `key`, created on first use."""
