@@ -154,9 +154,8 @@ class BlockListService:
         return STOP if self.blocked(event.sender, target) else None
 
     def _presence_in(self, event: StanzaEvent) -> object:
+        # Subscription stanzas never get here: the exchange answers them on presence/out.
         assert event.target is not None
-        if event.stanza.get("type") in SUBSCRIPTION_TYPES:
-            return None
         return STOP if self.blocked(event.target, event.sender) else None
 
     def _iq_out(self, event: StanzaEvent) -> None:

@@ -292,12 +292,7 @@ class PresenceService:
         self._deliver_to_available(session.jid.bare, stanza)
 
     def _to_subscribers(self, user: JID, roster: Roster, stanza: Element) -> set[JID]:
-        subscribers = {
-            JID.parse(contact)
-            for contact, item in roster.items.items()
-            if item.subscription in SENDS_TO
-        }
-        audience = Audience(user, subscribers)
+        audience = Audience(user, _contacts(roster, SENDS_TO))
         self._bus.fire_sync(topics.PRESENCE_AUDIENCE, audience)
         for bare in audience.others:
             self._deliver_to_available(bare, stanza)
@@ -325,12 +320,7 @@ class PresenceService:
         """The server probes on the user's behalf, answering from memory (RFC 6121 4.2.2)."""
         user = session.jid.bare
         to = str(session.jid)
-        seen = {
-            JID.parse(contact)
-            for contact, item in roster.items.items()
-            if item.subscription in SEES
-        }
-        view = Audience(user, seen)
+        view = Audience(user, _contacts(roster, SEES))
         self._bus.fire_sync(topics.PRESENCE_VIEW, view)
         for bare in view.others:
             if not self._send_presence_of(bare, session):
@@ -392,6 +382,15 @@ class PresenceService:
         # Presence for a full JID that is not online is silently ignored (RFC 6121 8.5.3.2.1).
         if recipient is not None:
             recipient.send_presence(_addressed(stanza, str(target)), stanza.get("from", ""))
+
+
+def _contacts(roster: Roster, subscriptions: frozenset[str]) -> set[JID]:
+    """The roster's contacts whose subscription is one of `subscriptions`."""
+    return {
+        JID.parse(contact)
+        for contact, item in roster.items.items()
+        if item.subscription in subscriptions
+    }
 
 
 class _LastSerialised:

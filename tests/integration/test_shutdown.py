@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 
 from tests.integration.harness import (
@@ -15,6 +14,7 @@ from tests.integration.harness import (
     Harness,
     Inbox,
     ServerProcess,
+    ok,
     presence_of,
     wait_first,
     write_config,
@@ -24,21 +24,7 @@ ALICE, BOB = f"alice@{DOMAIN}", f"bob@{DOMAIN}"
 
 
 async def add_user(config: Path, name: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chorus_presence",
-        "--config",
-        str(config),
-        "user",
-        "add",
-        name,
-        "--password-stdin",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-    )
-    await process.communicate(PASSWORD.encode() + b"\n")
-    assert process.returncode == 0
+    await ok(config, "user", "add", name, "--password-stdin", stdin=PASSWORD + "\n")
 
 
 async def test_sigterm_tells_contacts_and_exits_cleanly(

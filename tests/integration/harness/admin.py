@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tests.integration.harness.constants import command_line
 
 if TYPE_CHECKING:
     from tests.integration.harness.server import Harness
@@ -33,12 +34,7 @@ async def cli(config: Path, *args: str, stdin: str | None = None) -> Run:
     """`chorus-presence --config CONFIG ARGS...` in a child process; the server keeps serving."""
     environment = {k: v for k, v in os.environ.items() if k != "CHORUS_CONFIG"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chorus_presence",
-        "--config",
-        str(config),
-        *args,
+        *command_line(config, *args),
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

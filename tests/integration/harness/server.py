@@ -8,7 +8,6 @@ import asyncio
 import logging
 import re
 import ssl
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from chorus_presence.composition import Server
 from chorus_presence.config import load_config
 from chorus_presence.xmpp.jid import JID
 from tests.integration.harness.clients import wait_first
-from tests.integration.harness.constants import DOMAIN, PASSWORD, TIMEOUT
+from tests.integration.harness.constants import DOMAIN, PASSWORD, TIMEOUT, command_line
 from tests.integration.harness.raw import RawClient
 
 # Configuration
@@ -193,12 +192,7 @@ class ServerProcess:
     @classmethod
     async def start(cls, config: Path) -> ServerProcess:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "chorus_presence",
-            "--config",
-            str(config),
-            "serve",
+            *command_line(config, "serve"),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
