@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import errno
 import logging
+import resource
 import signal
 import ssl
 import sys
@@ -21,7 +24,7 @@ from chorus_presence.config import Config, ConfigError, check_files
 from chorus_presence.core import topics
 from chorus_presence.core.background import BackgroundWork
 from chorus_presence.core.bus import Bus
-from chorus_presence.core.limits import Limits
+from chorus_presence.core.limits import Limits, WarningThrottle
 from chorus_presence.core.metrics import Metrics
 from chorus_presence.core.router import StanzaRouter
 from chorus_presence.core.sessions import SessionRegistry
@@ -54,6 +57,14 @@ from chorus_presence.web.server import WebListener
 from chorus_presence.xmpp.errors import StreamError
 
 log = logging.getLogger(__name__)
+
+# Descriptors kept back from limits.max_connections for the server's own files: listeners, the
+# database and its journal, the admin socket, the event loop, logs. At most half the limit.
+RESERVED_DESCRIPTORS = 64
+# What accept() fails with when the process or the system has no descriptor (or buffer) left.
+ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# The least time between two warnings that accept() is failing for want of resources.
+ACCEPT_WARNING_SECONDS = 60.0
 
 
 async def build(
@@ -105,7 +116,14 @@ async def build(
     adhoc_visibility.register(adhoc, visibility)
     adhoc_call_routing.register(adhoc, call_routing)
     messages = MessageService(
-        repositories.offline, sessions, presence, accounts, config.messages, domain=domain
+        repositories.offline,
+        sessions,
+        presence,
+        accounts,
+        rosters,
+        repositories.presence_blocks,
+        config.messages,
+        domain=domain,
     )
     last_activity = LastActivityService(repositories.last_activity, presence, rosters, background)
     stream_management = StreamManagementService(config.liveness)
@@ -116,7 +134,7 @@ async def build(
         stream_management,
         ClientStateService(),
         DiscoService(bus),
-        RegistrationService(accounts, open_registration=config.registration.open),
+        RegistrationService(accounts, config.registration, admins=config.admins, domain=domain),
         rosters,
         RosterIq(rosters, subscriptions),
         presence,
@@ -293,7 +311,86 @@ def run_server(config: Config, *, log_level: str | None = None) -> int:
         return 1
 
 
+def fit_descriptor_limit(config: Config) -> Config:
+    """Raise the soft descriptor limit (RLIMIT_NOFILE) to the hard one, and make sure
+    `limits.max_connections` fits under it: one descriptor per connection, plus the server's
+    own. A cap that does not fit is lowered with a warning, so that the server refuses
+    connections politely rather than fail at accept()."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = config.limits.max_connections
+    # An unlimited hard limit cannot be the soft one on Linux (nr_open caps it): ask for what
+    # the cap needs instead.
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, wanted + RESERVED_DESCRIPTORS)
+    raised_from = None
+    if soft != resource.RLIM_INFINITY and target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the descriptor limit from %d to %d: %s", soft, target, exc)
+        else:
+            raised_from, soft = soft, target
+    raised = f" (raised from {raised_from})" if raised_from is not None else ""
+    if soft == resource.RLIM_INFINITY:
+        log.info("no descriptor limit: accepting at most %d connections", wanted)
+        return config
+    reserve = min(RESERVED_DESCRIPTORS, soft // 2)
+    fits = max(1, soft - reserve)
+    if wanted > fits:
+        log.warning(
+            "limits.max_connections = %d does not fit the descriptor limit of %d (%d kept for"
+            " the server's own files): lowered to %d; raise the limit (ulimit -n, LimitNOFILE)"
+            " to accept more",
+            wanted,
+            soft,
+            reserve,
+            fits,
+        )
+        limits = dataclasses.replace(config.limits, max_connections=fits)
+        config = dataclasses.replace(config, limits=limits)
+    log.info(
+        "descriptor limit %d%s: accepting at most %d connections",
+        soft,
+        raised,
+        config.limits.max_connections,
+    )
+    return config
+
+
+def handle_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Make accept() failing for want of descriptors one warning a minute.
+
+    asyncio's listener reports such a failure to the loop's exception handler, with its
+    traceback, for every connection of a batch (a hundred at a time), and tries again a second
+    later; the connections wait in the backlog meanwhile. Nothing is wrong with the server
+    itself, so the operator needs to hear of it, not to read tracebacks. Every other report goes
+    to the handler there was before (or the default one)."""
+    previous = loop.get_exception_handler()
+    warnings = WarningThrottle(ACCEPT_WARNING_SECONDS)
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in ACCEPT_RESOURCE_ERRORS:
+            failures = warnings.due()
+            if failures:
+                log.warning(
+                    "cannot accept connections: %s (%d failed accepts since the last warning);"
+                    " the waiting clients are served once descriptors are free. Raise the"
+                    " descriptor limit or lower limits.max_connections",
+                    exc.strerror,
+                    failures,
+                )
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 async def _serve(config: Config) -> int:
+    config = fit_descriptor_limit(config)
+    handle_accept_errors(asyncio.get_running_loop())
     server = Server(config)
     await server.start()
     stop = asyncio.Event()

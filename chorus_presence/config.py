@@ -7,6 +7,7 @@ file and the offending key, so the command line can print it as it is and exit.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import tomllib
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chorus_presence.xmpp.jid import JID, JIDError, nameprep
+from chorus_presence.xmpp.jid import JID, JIDError, nameprep, nodeprep
 
 ENV_VAR = "CHORUS_CONFIG"
 DEFAULT_PATH = Path("config/chorus.toml")
@@ -52,9 +53,24 @@ class TLSConfig:
     key: Path
 
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Names an operator or a mail system would expect to be the server's own.
+DEFAULT_RESERVED = ("admin", "root", "postmaster", "abuse", "support")
+# Loopback, as Prosody's registration_whitelist: local tools (and the tests) register many.
+DEFAULT_EXEMPT: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class RegistrationConfig:
     open: bool
+    # Localparts never registrable in-band, nodeprep-normalised; admins' names are too.
+    reserved: tuple[str, ...] = DEFAULT_RESERVED
+    # In-band registration attempts allowed from one address in any hour.
+    per_address_per_hour: int = 5
+    # Addresses and networks the per-address limit does not apply to.
+    exempt_addresses: tuple[IPNetwork, ...] = tuple(
+        ipaddress.ip_network(text) for text in DEFAULT_EXEMPT
+    )
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,18 @@ class LimitsConfig:
     auth_failures: int
     auth_failure_window: float
     subscriptions_per_minute: int
+    # Failed logins one account may have within auth_failure_window, from all addresses: a
+    # ceiling above auth_failures (per address), so that one address cannot lock it.
+    auth_account_failures: int = 50
+    # After the n-th failure in a row for one (account, address), that pair waits
+    # auth_backoff_base * 2**(n - 1) seconds before its next attempt, at most auth_backoff_max.
+    auth_backoff_base: float = 1.0
+    auth_backoff_max: float = 300.0
+    # Resources one account may have bound at once; one more bind gets resource-constraint.
+    resources_per_account: int = 50
+    # Client connections open at once on the whole server; `serve` lowers it to fit the
+    # process's descriptor limit.
+    max_connections: int = 10000
 
 
 @dataclass(frozen=True)
@@ -108,9 +136,12 @@ class LivenessConfig:
 
 @dataclass(frozen=True)
 class MessagesConfig:
-    # "bounce": service-unavailable to the sender; "store": kept until the next login (XEP-0160).
+    # "bounce": service-unavailable to a sender who may see the user's presence, nothing to
+    # anyone else; "store": kept until the next login (XEP-0160).
     offline: str
     max_offline: int
+    # The most bytes of stored messages one user may have waiting, whoever sent them.
+    max_offline_bytes: int
 
 
 @dataclass(frozen=True)
@@ -303,7 +334,12 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
             key=t.path("key", "../data/tls/key.pem"),
         )
     with _section(root, "registration") as t:
-        registration = RegistrationConfig(open=t.boolean("open", False))
+        registration = RegistrationConfig(
+            open=t.boolean("open", False),
+            reserved=_localparts(t, "reserved", DEFAULT_RESERVED),
+            per_address_per_hour=t.integer("per_address_per_hour", 5, minimum=1),
+            exempt_addresses=_networks(t, "exempt_addresses", DEFAULT_EXEMPT),
+        )
     with _section(root, "auth") as t:
         auth = AuthConfig(
             scram_iterations=t.integer(
@@ -328,11 +364,20 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
             connection_rate=t.seconds("connection_rate", 20.0),
             auth_failures=t.integer("auth_failures", 10, minimum=1),
             auth_failure_window=t.seconds("auth_failure_window", 300.0),
+            auth_account_failures=t.integer("auth_account_failures", 50, minimum=1),
+            auth_backoff_base=t.seconds("auth_backoff_base", 1.0),
+            auth_backoff_max=t.seconds("auth_backoff_max", 300.0),
             subscriptions_per_minute=t.integer("subscriptions_per_minute", 60, minimum=1),
+            resources_per_account=t.integer("resources_per_account", 50, minimum=1),
+            max_connections=t.integer("max_connections", 10000, minimum=1),
         )
     if limits.max_stanza_bytes_preauth > limits.max_stanza_bytes:
         raise reader.error(
             "'limits.max_stanza_bytes_preauth' must not exceed 'limits.max_stanza_bytes'"
+        )
+    if limits.auth_backoff_max < limits.auth_backoff_base:
+        raise reader.error(
+            "'limits.auth_backoff_max' must not be less than 'limits.auth_backoff_base'"
         )
     with _section(root, "liveness") as t:
         liveness = LivenessConfig(
@@ -360,6 +405,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         messages = MessagesConfig(
             offline=t.choice("offline", "bounce", OFFLINE_POLICIES),
             max_offline=t.integer("max_offline", 1000, minimum=1),
+            max_offline_bytes=t.integer("max_offline_bytes", 1048576, minimum=1),
         )
     with _section(root, "logging") as t:
         logging = LoggingConfig(level=t.choice("level", "info", LOG_LEVELS))
@@ -400,3 +446,32 @@ def _domain(root: _Table, reader: _Reader) -> str:
         return nameprep(domain)
     except JIDError:
         raise reader.error(f"'domain' must be a valid domain name, not {domain!r}") from None
+
+
+def _string_list(table: _Table, key: str, default: tuple[str, ...]) -> list[str]:
+    value = table._data.pop(key, list(default))
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise table._fail(key, "must be a list of strings")
+    return value
+
+
+def _localparts(table: _Table, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of usernames, normalised as accounts' are, so 'Admin' reserves 'admin'."""
+    names = []
+    for text in _string_list(table, key, default):
+        try:
+            names.append(nodeprep(text))
+        except JIDError:
+            raise table._fail(key, f"must hold usernames (JID localparts), not {text!r}") from None
+    return tuple(dict.fromkeys(names))
+
+
+def _networks(table: _Table, key: str, default: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """A list of IP addresses or networks (CIDR, such as 10.0.0.0/8)."""
+    networks = []
+    for text in _string_list(table, key, default):
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise table._fail(key, f"must hold IP addresses or networks, not {text!r}") from None
+    return tuple(networks)

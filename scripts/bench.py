@@ -19,6 +19,12 @@ Scenarios, each printing one JSON line on stdout (progress goes to stderr):
 - `idle`: server RSS per idle logged-in session, from /proc/PID/status.
 - `ghost`: time from a client's abrupt TCP close (FIN or RST) to its contacts receiving
   unavailable and, optionally, the same after a silent death (socket open, never read again).
+- `abuse`: a bystander's round-trip time (XEP-0199 pings to the server at a steady rate,
+  p50/p99/max) with no load, then while one client floods roster gets (its user has R roster
+  items; it writes gets back to back and reads its results slowly), then while one account
+  has M resources each sending presence changes in a loop; with what each abuser got done.
+  The bystander runs in a process of its own (the internal `bystander` scenario), so that
+  the abusers' work in this process cannot delay its measurements.
 
 Usage: bench.py --port 5222 --domain localhost SCENARIO [options]; see --help of each scenario.
 """
@@ -33,19 +39,31 @@ import functools
 import itertools
 import json
 import math
+import os
 import re
 import resource
 import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 
 DEFAULT_PASSWORD = "bench-secret-1"
 RESOURCE = "bench"
 RING_PREFIX = "bu"
 IDLE_PREFIX = "bi"
+# The abuse scenario's accounts, and its flooder's roster contacts (which need not exist).
+BYSTANDER_USER = "bxping"
+FLOOD_USER = "bxflood"
+STORM_USER = "bxmulti"
+CONTACT_PREFIX = "bxc"
+# Connection indices of the abusers in the scenario's process (ring users start at 0,
+# registration streams at -1 going down).
+FLOOD_INDEX = -1000
+# Roster gets the flooder writes at once, and roster sets in flight while provisioning.
+FLOOD_BATCH = 100
+ROSTER_SETS_IN_FLIGHT = 64
 # Usernames per registration connection: some servers limit how long a stream may stay
 # unauthenticated (chorus-presence: auth_timeout), so long runs reconnect now and then.
 REGISTRATIONS_PER_STREAM = 50
@@ -65,10 +83,15 @@ ROSTER_ITEM = re.compile(rb"<item\b[^>]*>")
 BOUND_JID = re.compile(rb"<jid>([^<]*)</jid>")
 PING_IQ = re.compile(rb"<iq\b([^>]*)>\s*<ping\b[^>]*urn:xmpp:ping")
 STREAM_ERROR = re.compile(rb"<stream:error\b.*?</stream:error>", re.S)
+# What the roster-get flooder counts: the end of a roster result, or an error reply.
+FLOOD_REPLY = re.compile(rb"</query>|<iq\b[^>]*?\btype=(?:'error'|\"error\")")
+# The reply to the ping that closes each presence change of the resource storm.
+STORM_PONG = re.compile(rb"<iq\b[^>]*?\bid=(?:'ml'|\"ml\")")
 # The fan-out marker: step, sender index, sequence number, send time (perf_counter_ns).
 MARKER = re.compile(rb"<status>b (\d+) (\d+) (\d+) (\d+)</status>")
 # Longest span a marker or a ping request can have; a scanner keeps this much unmatched tail.
 MARKER_TAIL = 512
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # Pure helpers (tested in tests/unit/test_bench.py)
@@ -176,6 +199,76 @@ def count_loss(counts: Sequence[int], expected_each: int) -> tuple[int, int]:
     lost = sum(expected_each - c for c in counts if c < expected_each)
     duplicated = sum(c - expected_each for c in counts if c > expected_each)
     return lost, duplicated
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) process `pid` has used, in seconds, from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        # The command name may hold spaces and parentheses; the fields after it do not.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of proc(5), the 12th and 13th after the name.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def ping_summary(
+    answered_ns: Sequence[int], unanswered_ns: Sequence[int], errors: int = 0
+) -> dict[str, object]:
+    """A bystander's ping series: counts and round-trip percentiles in milliseconds.
+
+    A ping still unanswered when the series ends counts at the time it had waited by then, a
+    lower bound, so a server that stops answering cannot look fast by answering less.
+    """
+    return {
+        "pings": len(answered_ns) + len(unanswered_ns),
+        "answered": len(answered_ns),
+        "unanswered": len(unanswered_ns),
+        "errors": errors,
+        **latency_summary([*answered_ns, *unanswered_ns]),
+    }
+
+
+def contact_jid(number: int, domain: str) -> bytes:
+    return f"{CONTACT_PREFIX}{number}@{domain}".encode()
+
+
+def roster_set(jid: bytes, name: bytes) -> bytes:
+    """The payload of a roster set adding (or renaming) one item, as RFC 6121 2.1.5 wants."""
+    return b"<query xmlns='jabber:iq:roster'><item jid=%s name=%s/></query>" % (
+        quote(jid),
+        quote(name),
+    )
+
+
+class ReadBudget:
+    """A token bucket for reading: how many bytes a slow reader may take now.
+
+    Spending may overdraw it (a read returns what the socket had), and the reader then waits
+    longer, so over time it reads at `rate` bytes per second.
+    """
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        if rate <= 0 or burst <= 0:
+            raise ValueError("rate and burst must be positive")
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.last = now
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+
+    def spend(self, size: int, now: float) -> bool:
+        """Take `size` bytes; whether any budget is left for more."""
+        self._refill(now)
+        self.tokens -= size
+        return self.tokens > 0
+
+    def available(self, now: float) -> bool:
+        self._refill(now)
+        return self.tokens > 0
 
 
 def rss_kib(pid: int) -> int:
@@ -287,6 +380,12 @@ class Run:
         self.expect_disconnect: set[int] = set()
         self.watches: dict[bytes, Watch] = {}
         self.steps: dict[bytes, Step] = {}
+        # The bystander's pings in flight (id: send time) and the round trips seen.
+        self.pings: dict[bytes, int] = {}
+        self.rtts_ns: list[int] = []
+        self.ping_errors = 0
+        self.flood: Flood | None = None
+        self.storm: Storm | None = None
 
     def jid(self, user: str) -> bytes:
         return f"{user}@{self.domain}".encode()
@@ -589,8 +688,9 @@ async def login(
     mechanism: str = "PLAIN",
     auto_accept: bool = False,
     bind: bool = True,
+    resource: str = RESOURCE,
 ) -> Conn:
-    """Connect, authenticate, bind, get the roster, send initial presence.
+    """Connect, authenticate, bind `resource`, get the roster, send initial presence.
 
     Done when the server answers a ping sent after the initial presence: it handles a session's
     stanzas in order, so the presence has been processed by then (not every server echoes the
@@ -608,7 +708,7 @@ async def login(
         await conn.expect(FEATURES_END)
         conn.write(
             b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-            b"<resource>%s</resource></bind></iq>" % RESOURCE.encode()
+            b"<resource>%s</resource></bind></iq>" % resource.encode()
         )
         reply = await conn.expect(IQ_ANY)
         jid = BOUND_JID.search(reply.group())
@@ -646,9 +746,17 @@ async def login_many(
     mechanism: str = "PLAIN",
     auto_accept: bool = False,
     bind: bool = True,
+    distinct_resources: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> LoginBatch:
-    """Log `users` in, `concurrency` at a time; failures are counted and noted, not raised."""
+    """Log `users` in, `concurrency` at a time; failures are counted and noted, not raised.
+
+    `distinct_resources`: each binds its own resource (bench0, bench1, ... by index), for many
+    sessions of one account. `note` takes the failures instead of the run's errors, for the
+    scenarios where a server refusing a login is an outcome rather than a fault.
+    """
     queue = iter(users)
+    note = note or run.note_error
     conns: dict[int, Conn] = {}
     latencies: list[int] = []
     failures = 0
@@ -659,11 +767,17 @@ async def login_many(
             started = time.perf_counter_ns()
             try:
                 conn = await login(
-                    run, index, user, mechanism=mechanism, auto_accept=auto_accept, bind=bind
+                    run,
+                    index,
+                    user,
+                    mechanism=mechanism,
+                    auto_accept=auto_accept,
+                    bind=bind,
+                    resource=f"{RESOURCE}{index}" if distinct_resources else RESOURCE,
                 )
             except (XmppError, OSError) as exc:
                 failures += 1
-                run.note_error(f"{user}: login: {exc}")
+                note(f"{user}: login: {exc}")
                 continue
             latencies.append(time.perf_counter_ns() - started)
             conns[index] = conn
@@ -1144,6 +1258,518 @@ async def scenario_ghost(run: Run, args: argparse.Namespace) -> dict[str, object
     return result
 
 
+# Scenario: abuse
+
+
+@dataclass(slots=True)
+class Flood:
+    """The roster-get flooder: its read pacing and what it got done, over all its sessions."""
+
+    budget: ReadBudget
+    paused: bool = False
+    gets_sent: int = 0
+    rosters: int = 0
+    error_replies: int = 0
+    bytes_read: int = 0
+    sessions: int = 0
+    dropped: int = 0
+    login_failures: int = 0
+    # Why sessions ended or logins failed, and how often; a few kinds are enough to tell.
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def note(self, reason: str) -> None:
+        reason = reason[:300]
+        if reason in self.reasons or len(self.reasons) < 5:
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+@dataclass(slots=True)
+class Storm:
+    """The account with many resources: whether they keep changing presence, and counts."""
+
+    running: bool = False
+    changes: int = 0
+    presences: int = 0
+
+
+def flood_data(conn: Conn, data: bytes) -> None:
+    """The flooder's reads: results and error replies counted, reading paused once over budget."""
+    flood = conn.run.flood
+    assert flood is not None
+    flood.bytes_read += len(data)
+    for match in conn.scanner.feed(data):
+        if match[0] == b"</query>":
+            flood.rosters += 1
+        else:
+            flood.error_replies += 1
+    window = conn.scanner.window
+    if b"urn:xmpp:ping" in window:
+        conn.answer_pings(window)
+    if not flood.budget.spend(len(data), time.perf_counter()) and conn.transport is not None:
+        conn.transport.pause_reading()
+        flood.paused = True
+
+
+def storm_change(number: int) -> bytes:
+    """A presence change (the show alternates, so each one is a change) and a ping whose answer
+    says the server has handled it: a server handles a session's stanzas in order."""
+    show = b"away" if number % 2 else b"xa"
+    return (
+        b"<presence><show>%s</show><status>abuse %d</status></presence>"
+        b"<iq type='get' id='ml'><ping xmlns='urn:xmpp:ping'/></iq>" % (show, number)
+    )
+
+
+def storm_data(conn: Conn, data: bytes) -> None:
+    """A storm resource's reads: everything at once (a server may drop a reader that lags),
+    presences counted, and the next change sent once the server has answered the last."""
+    storm = conn.run.storm
+    assert storm is not None
+    scanner = conn.scanner
+    carried = scanner.pending
+    pongs = scanner.feed(data)
+    window = scanner.window
+    # The window starts with the bytes the last feed kept; tags wholly inside those were
+    # counted then.
+    storm.presences += window.count(b"<presence") - carried.count(b"<presence")
+    if pongs:
+        storm.changes += len(pongs)
+        if storm.running:
+            conn.write(storm_change(storm.changes))
+    if b"urn:xmpp:ping" in window:
+        conn.answer_pings(window)
+
+
+def bystander_data(conn: Conn, data: bytes) -> None:
+    """The bystander's reads: its pings' answers timed on arrival, anything else as usual."""
+    now = time.perf_counter_ns()
+    run = conn.run
+    for stanza in conn.splitter.feed(data):
+        if stanza.startswith(b"<iq"):
+            attrs = attributes(stanza)
+            sent = run.pings.pop(attrs.get(b"id", b""), None)
+            if sent is not None:
+                run.rtts_ns.append(now - sent)
+                run.ping_errors += attrs.get(b"type") == b"error"
+                continue
+        conn.handle_stanza(stanza)
+
+
+async def ping_series(conn: Conn, seconds: float, rate: float, grace: float) -> dict[str, object]:
+    """XEP-0199 pings to the server at a steady `rate` for `seconds`, then up to `grace` seconds
+    for the last answers.
+
+    Each ping leaves on schedule whether or not the one before was answered, so a server that
+    stalls shows as long round trips rather than as fewer pings.
+    """
+    run = conn.run
+    run.pings, run.rtts_ns, run.ping_errors = {}, [], 0
+    to = quote(run.domain.encode())
+    started = time.perf_counter()
+    for number in range(max(1, round(seconds * rate))):
+        delay = started + number / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if conn.lost:
+            raise XmppError(f"the bystander's session ended: {conn.error or 'connection lost'}")
+        ping_id = b"bp%d" % next(conn.ids)
+        run.pings[ping_id] = time.perf_counter_ns()
+        conn.write(
+            b"<iq type='get' id='%s' to=%s><ping xmlns='urn:xmpp:ping'/></iq>" % (ping_id, to)
+        )
+    deadline = time.perf_counter() + grace
+    while run.pings and not conn.lost and time.perf_counter() < deadline:
+        await asyncio.sleep(0.002)
+    now = time.perf_counter_ns()
+    waited = [now - sent for sent in run.pings.values()]
+    run.pings = {}
+    return ping_summary(run.rtts_ns, waited, run.ping_errors)
+
+
+async def scenario_bystander(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    """Internal, for `abuse`: log in, say so on stdout, then for each `ping SECONDS RATE GRACE`
+    line on stdin run a ping series and print its summary; stop at anything else or EOF.
+
+    Each reply is a JSON line {"reply": ...}; the last line is this scenario's own result, as
+    for any scenario, so a failure reaches the parent with its reason.
+    """
+    if args.core is not None:
+        os.sched_setaffinity(0, {args.core})
+    conn = await login(run, 0, args.user)
+    conn.use_handler(bystander_data)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    def reply(message: dict[str, object]) -> None:
+        print(json.dumps({"reply": message}), flush=True)
+
+    reply({"ready": True, "jid": conn.full_jid.decode()})
+    series = 0
+    while True:
+        words = (await reader.readline()).split()
+        if len(words) != 4 or words[0] != b"ping":
+            break
+        seconds, rate, grace = (float(word) for word in words[1:])
+        reply(await ping_series(conn, seconds, rate, grace))
+        series += 1
+    await close_all(run, {conn.index: conn}, limit=5.0, settle=False)
+    return {"series": series}
+
+
+class Bystander:
+    """The abuse scenario's measuring client: this script's `bystander` scenario in a child
+    process, logged in as a user of its own, running ping series when asked.
+
+    In a process of its own because the abusers keep this one's event loop busy: a ping
+    answered while this process reads a thousand sockets would be timed late, and the delay
+    would be the load generator's, not the server's.
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, timeout: float) -> None:
+        self.process = process
+        self.timeout = timeout
+
+    @classmethod
+    async def start(cls, run: Run, args: argparse.Namespace) -> Bystander:
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--host",
+            run.host,
+            "--port",
+            str(run.port),
+            "--domain",
+            run.domain,
+            "--password",
+            run.password,
+            "--timeout",
+            str(run.timeout),
+            "--deadline",
+            str(args.deadline),
+            *(["--no-uvloop"] if args.no_uvloop else []),
+            "bystander",
+            "--user",
+            BYSTANDER_USER,
+            *(["--core", str(args.bystander_core)] if args.bystander_core is not None else []),
+        ]
+        process = await asyncio.create_subprocess_exec(
+            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        bystander = cls(process, run.timeout)
+        try:
+            await bystander.reply(2 * run.timeout)
+        except BaseException:
+            await bystander.close()
+            raise
+        return bystander
+
+    async def reply(self, limit: float) -> dict[str, object]:
+        assert self.process.stdout is not None
+        while True:
+            try:
+                line = await asyncio.wait_for(self.process.stdout.readline(), limit)
+            except TimeoutError:
+                raise XmppError(f"the bystander did not answer within {limit:g} s") from None
+            if not line:
+                raise XmppError("the bystander exited")
+            if not line.startswith(b"{"):
+                continue
+            message = json.loads(line)
+            if "reply" in message:
+                return message["reply"]
+            # Its own result line: it stopped, and says why.
+            raise XmppError(f"the bystander stopped: {message.get('error')}")
+
+    async def ping(self, seconds: float, rate: float, grace: float) -> dict[str, object]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(b"ping %r %r %r\n" % (seconds, rate, grace))
+        await self.process.stdin.drain()
+        return await self.reply(seconds + grace + self.timeout)
+
+    async def close(self) -> None:
+        """End it by closing its stdin; kill it if it does not exit."""
+        if self.process.returncode is not None:
+            return
+        assert self.process.stdin is not None
+        with contextlib.suppress(OSError):
+            self.process.stdin.close()
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+
+async def settle(bystander: Bystander, args: argparse.Namespace) -> dict[str, object]:
+    """Short ping probes until every ping comes back within --settle-ms, at most --settle-limit
+    seconds. After an abuser stops, a server may still be working through what it had read or
+    queued; the next phase must not inherit that."""
+    started = time.perf_counter()
+    while True:
+        probe = await bystander.ping(0.5, args.rate, 1.0)
+        elapsed = time.perf_counter() - started
+        worst = probe["max_ms"]
+        settled = (
+            not probe["unanswered"] and isinstance(worst, int | float) and worst <= args.settle_ms
+        )
+        if settled or elapsed >= args.settle_limit:
+            return {"settle_s": round(elapsed, 3), "settled": settled}
+
+
+async def observe(bystander: Bystander, args: argparse.Namespace) -> dict[str, object]:
+    """The bystander's measured ping series, with the CPU that this process (the abusers) and
+    the server (with --server-pid) used meanwhile."""
+    pid = args.server_pid
+    cpu, server_cpu = time.process_time(), cpu_seconds(pid) if pid else 0.0
+    started = time.perf_counter()
+    pings = await bystander.ping(args.seconds, args.rate, args.ping_grace)
+    wall = time.perf_counter() - started
+    observed: dict[str, object] = {
+        "bystander": pings,
+        "client_cpu_pct": round(100 * (time.process_time() - cpu) / wall, 1),
+    }
+    if pid:
+        observed["server"] = {
+            "cpu_pct": round(100 * (cpu_seconds(pid) - server_cpu) / wall, 1),
+            "rss_kib": rss_kib(pid),
+        }
+    return observed
+
+
+async def until_stopped(work: Coroutine[object, object, Conn], stop: asyncio.Event) -> Conn | None:
+    """`work`'s result, or None (and `work` cancelled) if `stop` is set first: a login that
+    hangs on a busy server must not stretch a phase past its time."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            # Let the login's own clean-up (aborting its connection) run.
+            await asyncio.wait({task})
+    return None if task.cancelled() else task.result()
+
+
+async def provision_roster(run: Run, items: int, mechanism: str) -> dict[str, object]:
+    """Give the flooder's user `items` roster items, by roster sets from one of its sessions,
+    many in flight; only the missing ones, so a second run adds none. The contacts need not
+    exist: a roster result costs the server the same."""
+    run.expect_disconnect.add(FLOOD_INDEX)
+    conn = await login(run, FLOOD_INDEX, FLOOD_USER, mechanism=mechanism)
+    missing = [n for n in range(items) if contact_jid(n, run.domain) not in conn.roster]
+    added = failed = 0
+    in_flight = asyncio.Semaphore(ROSTER_SETS_IN_FLIGHT)
+
+    async def add(number: int) -> None:
+        nonlocal added, failed
+        async with in_flight:
+            reply = await conn.request(
+                b"set", roster_set(contact_jid(number, run.domain), b"Contact %d" % number)
+            )
+        if attributes(reply).get(b"type") == b"result":
+            added += 1
+        else:
+            failed += 1
+            run.note_error(f"roster set refused: {reply[:300].decode('utf-8', 'replace')}")
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(add(number) for number in missing))
+    finally:
+        await close_all(run, {FLOOD_INDEX: conn}, settle=False)
+    return {
+        "items": items,
+        "existing": items - len(missing),
+        "added": added,
+        "failed": failed,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+async def flood_loop(run: Run, flood: Flood, stop: asyncio.Event, mechanism: str) -> None:
+    """One flooding session until `stop`: roster gets written back to back whenever the socket
+    has taken the last batch, results read at the budget's pace. A session the server drops
+    logs in again, as an abuser would."""
+    run.expect_disconnect.add(FLOOD_INDEX)
+    conn: Conn | None = None
+    number = 0
+    while not stop.is_set():
+        if conn is None or conn.lost:
+            if conn is not None:
+                flood.dropped += 1
+                flood.note(f"dropped: {conn.error or 'connection lost, no stream error'}")
+            try:
+                conn = await until_stopped(
+                    login(run, FLOOD_INDEX, FLOOD_USER, mechanism=mechanism), stop
+                )
+            except (XmppError, OSError) as exc:
+                conn = None
+                flood.login_failures += 1
+                flood.note(f"login: {exc}")
+                await asyncio.sleep(0.1)
+                continue
+            if conn is None:
+                break
+            flood.sessions += 1
+            flood.paused = False
+            conn.scanner = MarkerScanner(FLOOD_REPLY)
+            conn.use_handler(flood_data)
+        transport = conn.transport
+        assert transport is not None
+        if transport.get_write_buffer_size() == 0:
+            conn.write(
+                b"".join(
+                    b"<iq type='get' id='f%d'><query xmlns='jabber:iq:roster'/></iq>" % n
+                    for n in range(number, number + FLOOD_BATCH)
+                )
+            )
+            number += FLOOD_BATCH
+            flood.gets_sent += FLOOD_BATCH
+        if flood.paused and flood.budget.available(time.perf_counter()):
+            flood.paused = False
+            transport.resume_reading()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.005)
+    if conn is not None and not conn.lost:
+        conn.close_abruptly(reset=True)
+
+
+async def flood_phase(
+    run: Run, args: argparse.Namespace, bystander: Bystander, mechanism: str
+) -> dict[str, object]:
+    phase = await settle(bystander, args)
+    rate = args.read_kib * 1024
+    # A tenth of a second's worth at once, but at least one socket read's worth.
+    flood = run.flood = Flood(ReadBudget(rate, max(16384.0, rate / 10), time.perf_counter()))
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(flood_loop(run, flood, stop, mechanism))
+    try:
+        await asyncio.sleep(args.warmup)
+        phase.update(await observe(bystander, args))
+    finally:
+        stop.set()
+        await task
+        run.flood = None
+    seconds = time.perf_counter() - started
+    phase["abuser"] = {
+        "seconds": round(seconds, 3),
+        "gets_sent": flood.gets_sent,
+        "rosters_received": flood.rosters,
+        "rosters_per_s": round(flood.rosters / seconds, 1),
+        "error_replies": flood.error_replies,
+        "kib_read": round(flood.bytes_read / 1024, 1),
+        "sessions": flood.sessions,
+        "dropped_by_server": flood.dropped,
+        "login_failures": flood.login_failures,
+        "reasons": flood.reasons,
+    }
+    return phase
+
+
+async def storm_phase(
+    run: Run, args: argparse.Namespace, bystander: Bystander, mechanism: str
+) -> dict[str, object]:
+    storm = run.storm = Storm()
+    users = [(index, STORM_USER) for index in range(args.resources)]
+    # A server dropping or refusing the abuser's sessions is a defence, not a fault of the run.
+    run.expect_disconnect.update(index for index, _ in users)
+    refusals: list[str] = []
+
+    def refused(message: str) -> None:
+        if len(refusals) < 3:
+            refusals.append(message[:300])
+
+    batch = await login_many(
+        run,
+        users,
+        args.storm_concurrency,
+        mechanism=mechanism,
+        distinct_resources=True,
+        note=refused,
+    )
+    conns = batch.conns
+    try:
+        if not conns:
+            raise XmppError(f"no resource of {STORM_USER} could log in: {refusals}")
+        log(f"abuse: {len(conns)} resources of {STORM_USER} online in {batch.seconds:.1f} s")
+        for conn in conns.values():
+            conn.scanner = MarkerScanner(STORM_PONG)
+            conn.use_handler(storm_data)
+        # Every login's presence went to every resource online before it; let that pass.
+        await wait_quiet(run, quiet=1.0, limit=60.0)
+        phase = await settle(bystander, args)
+        storm.running = True
+        started = time.perf_counter()
+        for number, conn in enumerate(conns.values()):
+            conn.write(storm_change(number))
+        try:
+            await asyncio.sleep(args.warmup)
+            phase.update(await observe(bystander, args))
+        finally:
+            storm.running = False
+        seconds = time.perf_counter() - started
+        phase["abuser"] = {
+            "resources": args.resources,
+            "online": len(conns),
+            "refused": batch.failures,
+            "refusals": refusals,
+            "login_s": round(batch.seconds, 3),
+            "seconds": round(seconds, 3),
+            "changes": storm.changes,
+            "changes_per_s": round(storm.changes / seconds, 1),
+            "presences_received": storm.presences,
+            "presences_per_s": round(storm.presences / seconds, 1),
+            "dropped_by_server": sum(1 for conn in conns.values() if conn.lost),
+        }
+    finally:
+        await close_all(run, conns)
+        run.storm = None
+    return phase
+
+
+async def scenario_abuse(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    if args.seconds <= 0 or args.rate <= 0 or args.read_kib <= 0 or args.resources < 1:
+        raise ValueError("--seconds, --rate, --read-kib and --resources must be positive")
+    mechanism = args.mechanism.upper()
+    if mechanism.startswith("SCRAM") and not cache_scram_keys():
+        # Without the key cache each of the M logins would be the client's own PBKDF2.
+        mechanism = "PLAIN"
+    result: dict[str, object] = {
+        "seconds": args.seconds,
+        "rate_per_s": args.rate,
+        "roster_items": args.roster_items,
+        "resources": args.resources,
+        "read_kib_per_s": args.read_kib,
+        "mechanism": mechanism,
+    }
+    users = [BYSTANDER_USER, FLOOD_USER, STORM_USER]
+    registration = await register_many(run, users, args.concurrency)
+    if registration["failed"]:
+        raise XmppError(f"could not register {users}: {run.errors[:3]}")
+    roster = await provision_roster(run, args.roster_items, mechanism)
+    if roster["failed"]:
+        raise XmppError(f"could not give {FLOOD_USER} its roster: {run.errors[:3]}")
+    result["provisioning"] = {"registration": registration, "roster": roster}
+    await wait_quiet(run, quiet=0.5, limit=30.0)
+    bystander = await Bystander.start(run, args)
+    try:
+        baseline = await settle(bystander, args)
+        baseline.update(await observe(bystander, args))
+        result["baseline"] = baseline
+        log(f"abuse baseline {baseline}")
+        result["roster_flood"] = await flood_phase(run, args, bystander, mechanism)
+        log(f"abuse roster flood {result['roster_flood']}")
+        result["presence_storm"] = await storm_phase(run, args, bystander, mechanism)
+        log(f"abuse presence storm {result['presence_storm']}")
+    finally:
+        await bystander.close()
+    return result
+
+
 # Command line
 
 
@@ -1209,6 +1835,53 @@ def build_parser() -> argparse.ArgumentParser:
     ghost.add_argument(
         "--silent-bound", type=float, default=None, help="the server's configured bound, seconds"
     )
+
+    abuse = scenarios.add_parser(
+        "abuse", help="a bystander's ping round trip while one client abuses the server"
+    )
+    abuse.add_argument("--seconds", type=float, default=10.0, help="measured, per phase")
+    abuse.add_argument("--rate", type=float, default=20.0, help="bystander pings per second")
+    abuse.add_argument("--roster-items", type=int, default=2000, help="R, the flooder's roster")
+    abuse.add_argument(
+        "--resources", type=int, default=1000, help="M, sessions of the presence-storm account"
+    )
+    abuse.add_argument(
+        "--read-kib", type=float, default=100.0, help="the flooder reads this many KiB/s"
+    )
+    abuse.add_argument(
+        "--storm-concurrency",
+        type=int,
+        default=1,
+        help="logins in flight for the M resources: one at a time by default, as a server may"
+        " refuse a login while another of the same account from the same address is checked",
+    )
+    abuse.add_argument("--warmup", type=float, default=1.0, help="abuse seconds before pinging")
+    abuse.add_argument(
+        "--ping-grace", type=float, default=5.0, help="seconds to wait for the last answers"
+    )
+    abuse.add_argument(
+        "--settle-ms",
+        type=float,
+        default=50.0,
+        help="before each phase, wait until every probe ping returns within this",
+    )
+    abuse.add_argument("--settle-limit", type=float, default=30.0, help="seconds, at most")
+    abuse.add_argument(
+        "--mechanism",
+        default="SCRAM-SHA-1",
+        choices=["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"],
+        help="the abusers' logins (SCRAM with cached keys keeps M logins cheap for the client)",
+    )
+    abuse.add_argument("--server-pid", type=int, default=0, help="read its CPU and RSS from /proc")
+    abuse.add_argument(
+        "--bystander-core", type=int, default=None, help="pin the bystander process to this core"
+    )
+
+    bystander = scenarios.add_parser(
+        "bystander", help="internal: the abuse scenario's pinging client, driven over stdin"
+    )
+    bystander.add_argument("--user", default=BYSTANDER_USER)
+    bystander.add_argument("--core", type=int, default=None, help="pin this process to a core")
     return parser
 
 
@@ -1218,6 +1891,8 @@ SCENARIOS = {
     "fanout": scenario_fanout,
     "idle": scenario_idle,
     "ghost": scenario_ghost,
+    "abuse": scenario_abuse,
+    "bystander": scenario_bystander,
 }
 
 

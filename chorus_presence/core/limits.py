@@ -1,5 +1,7 @@
-"""Abuse limits: inbound byte rate per session, connections per address, failed logins per
-address and per account, subscription requests per account.
+"""Abuse limits: inbound byte rate per session, connections per address and on the whole
+server (with the warnings about refusals held to one a minute), failed logins (per address,
+a ceiling per account, and a back-off per account and address), subscription requests per
+account.
 
 All in memory and bounded: keyed tables forget their oldest keys past a fixed size, so a flood
 of distinct addresses cannot grow the server's memory.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from time import monotonic
 
 from chorus_presence.config import LimitsConfig
@@ -95,13 +98,64 @@ class ConnectionLimiter:
             self._open.pop(address, None)
 
 
+class WarningThrottle:
+    """At most one warning every `every` seconds about something that can happen thousands of
+    times a second (a full server, no descriptors left); the ones held back are counted, so the
+    next warning can say how many there were."""
+
+    def __init__(self, every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self._clock = clock
+        self._last: float | None = None
+        self._held = 0
+
+    def due(self) -> int:
+        """One more occurrence: how many there were since the last warning (this one
+        included) when a warning is due now, else 0."""
+        self._held += 1
+        now = self._clock()
+        if self._last is not None and now - self._last < self.every:
+            return 0
+        self._last = now
+        count, self._held = self._held, 0
+        return count
+
+
+class ConnectionCap:
+    """Connections open at once on the whole server, so that it never runs out of descriptors
+    (`limits.max_connections`); refusals are for one warning a minute, not one each."""
+
+    def __init__(self, maximum: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.maximum = maximum
+        self.open = 0
+        self.refusals = WarningThrottle(60.0, clock)
+
+    def admit(self) -> bool:
+        if self.open >= self.maximum:
+            return False
+        self.open += 1
+        return True
+
+    def release(self) -> None:
+        self.open = max(0, self.open - 1)
+
+
 class FailureThrottle:
     """At most `allowed` failed logins per key within any `window` seconds; past that, none
-    succeed until the oldest failure leaves the window, whatever the password."""
+    succeed until the oldest failure leaves the window, whatever the password.
 
-    def __init__(self, allowed: int, window: float) -> None:
+    A login whose password is about to be checked counts as a failure at once (`reserve`), and
+    gives its place back only if it succeeds (`release`): guesses that arrive together would
+    otherwise all be checked before the first of them was counted.
+    """
+
+    def __init__(
+        self, allowed: int, window: float, clock: Callable[[], float] | None = None
+    ) -> None:
         self.allowed = allowed
         self.window = window
+        # None: this module's `monotonic`, looked up at each call so that tests can replace it.
+        self._clock = clock
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def throttled(self, key: str) -> bool:
@@ -112,19 +166,237 @@ class FailureThrottle:
         return len(failures) >= self.allowed
 
     def failed(self, key: str) -> None:
+        """Count a failure that was not reserved (one that got as far as naming no account)."""
+        self._count(key)
+
+    def reserve(self, key: str) -> float | None:
+        """Count an attempt as failed before its outcome is known: the stamp to `release` it
+        with, or None, with nothing counted, when the key is throttled."""
+        if self.throttled(key):
+            return None
+        return self._count(key)
+
+    def release(self, key: str, stamp: float) -> None:
+        """Take back the failure `reserve` counted for an attempt that succeeded."""
+        failures = self._failures.get(key)
+        if failures is not None and stamp in failures:
+            failures.remove(stamp)
+
+    def _count(self, key: str) -> float:
         failures = self._failures.pop(key, None)
         if failures is None:
             # The oldest `allowed` failures are all that matter.
             failures = deque(maxlen=self.allowed)
             if len(self._failures) >= MAX_KEYS:
                 self._failures.popitem(last=False)
-        failures.append(monotonic())
+        stamp = self._now()
+        failures.append(stamp)
         self._failures[key] = failures
+        return stamp
 
     def _expire(self, failures: deque[float]) -> None:
-        horizon = monotonic() - self.window
+        horizon = self._now() - self.window
         while failures and failures[0] <= horizon:
             failures.popleft()
+
+    def _now(self) -> float:
+        return (self._clock or monotonic)()
+
+
+@dataclass(slots=True)
+class _Backoff:
+    failures: int
+    # When the key may try again.
+    until: float
+
+
+class FailureBackoff:
+    """Exponential back-off per key, an (account, address) pair: after the key's n-th failure
+    in a row, its next attempt must wait `base * 2**(n - 1)` seconds, at most `cap`.
+
+    An attempt counts as the next failure from the moment it starts (`reserve`), so attempts
+    sent together from one key are checked one at a time; once it has failed (`failed`), its
+    wait runs from then; a success forgets the key (`forgive`). A key that stays quiet for
+    `forget_after` seconds once its wait is over starts again from one failure, and the least
+    recently used keys are forgotten past MAX_KEYS.
+    """
+
+    def __init__(
+        self,
+        base: float,
+        cap: float,
+        forget_after: float,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.base = base
+        self.cap = cap
+        self.forget_after = forget_after
+        # None: this module's `monotonic`, looked up at each call so that tests can replace it.
+        self._clock = clock
+        self._keys: OrderedDict[str, _Backoff] = OrderedDict()
+
+    def delay(self, failures: int) -> float:
+        """The wait after `failures` failures in a row."""
+        # The cap is reached long before 2**64; a bigger power would overflow a float.
+        return min(self.cap, self.base * 2 ** min(failures - 1, 64))
+
+    def wait(self, key: str) -> float:
+        """Seconds before `key` may try again; 0 when it may now."""
+        now = self._now()
+        entry = self._current(key, now)
+        return 0.0 if entry is None else max(0.0, entry.until - now)
+
+    def reserve(self, key: str) -> bool:
+        """Count an attempt as the key's next failure and start its wait; False, with nothing
+        counted, while the key must still wait."""
+        now = self._now()
+        entry = self._current(key, now)
+        if entry is not None and now < entry.until:
+            return False
+        if entry is None:
+            entry = _Backoff(0, now)
+            if len(self._keys) >= MAX_KEYS:
+                self._keys.popitem(last=False)
+        self._keys.pop(key, None)
+        self._keys[key] = entry
+        entry.failures += 1
+        entry.until = now + self.delay(entry.failures)
+        return True
+
+    def failed(self, key: str) -> None:
+        """The reserved attempt failed: its wait runs from now."""
+        entry = self._keys.get(key)
+        if entry is None:
+            # Forgotten while its password was being checked (a flood of other keys).
+            self.reserve(key)
+            return
+        entry.until = self._now() + self.delay(entry.failures)
+
+    def forgive(self, key: str) -> None:
+        """The key got in: its failures no longer count."""
+        self._keys.pop(key, None)
+
+    def _current(self, key: str, now: float) -> _Backoff | None:
+        entry = self._keys.get(key)
+        if entry is not None and now - entry.until >= self.forget_after:
+            del self._keys[key]
+            return None
+        return entry
+
+    def _now(self) -> float:
+        return (self._clock or monotonic)()
+
+
+class LoginAttempt:
+    """A login whose password is being checked, already counted as failed by every throttle:
+    `succeeded` takes that back, `failed` confirms it. Only the first call counts."""
+
+    def __init__(
+        self,
+        throttle: LoginThrottle,
+        account: str,
+        address: str,
+        stamps: tuple[float | None, float | None],
+    ) -> None:
+        self._throttle = throttle
+        self._account = account
+        self._address = address
+        self._stamps = stamps
+        self._over = False
+
+    def succeeded(self) -> None:
+        if self._over:
+            return
+        self._over = True
+        throttle = self._throttle
+        address_stamp, account_stamp = self._stamps
+        if address_stamp is not None:
+            throttle.by_address.release(self._address, address_stamp)
+        if account_stamp is not None:
+            throttle.by_account.release(self._account, account_stamp)
+        throttle.backoff.forgive(_pair(self._account, self._address))
+
+    def failed(self) -> None:
+        if self._over:
+            return
+        self._over = True
+        self._throttle.backoff.failed(_pair(self._account, self._address))
+
+
+class LoginThrottle:
+    """The failed-login throttles as one: per address; per account, a ceiling above what any
+    one address may fail, against guessing spread over many addresses; and a back-off per
+    (account, address) pair, so that a stranger's failures hold up the stranger rather than the
+    account's owner, who logs in from elsewhere until the ceiling is reached."""
+
+    def __init__(
+        self, by_address: FailureThrottle, by_account: FailureThrottle, backoff: FailureBackoff
+    ) -> None:
+        self.by_address = by_address
+        self.by_account = by_account
+        self.backoff = backoff
+
+    def address_throttled(self, address: str) -> bool:
+        return self.by_address.throttled(address)
+
+    def backoff_wait(self, account: str, address: str) -> float:
+        """Seconds before `address` may try `account` again; 0 when it may now."""
+        return self.backoff.wait(_pair(account, address))
+
+    def address_failed(self, address: str) -> None:
+        """A failure before any account was named (a malformed request, a bad username)."""
+        self.by_address.failed(address)
+
+    def begin(self, account: str, address: str) -> LoginAttempt | None:
+        """Count a login for `account` from `address` as failed before its password is checked;
+        None, with nothing counted anywhere, when any throttle refuses it."""
+        pair = _pair(account, address)
+        if (
+            self.by_address.throttled(address)
+            or self.by_account.throttled(account)
+            or self.backoff.wait(pair) > 0
+        ):
+            return None
+        # Nothing is awaited between the checks and the counting: no other login slips between.
+        stamps = (self.by_address.reserve(address), self.by_account.reserve(account))
+        self.backoff.reserve(pair)
+        return LoginAttempt(self, account, address, stamps)
+
+
+def _pair(account: str, address: str) -> str:
+    # Neither a nodeprep'd localpart nor an address can hold a NUL.
+    return f"{account}\0{address}"
+
+
+class RegistrationLimiter:
+    """In-band registration attempts: at most `per_hour` from one address in any hour.
+
+    A sliding window rather than a token bucket, so "5 an hour" never lets 9 through in the
+    hour after a burst. Keys beyond MAX_KEYS forget the least recently seen.
+    """
+
+    WINDOW = 3600.0
+
+    def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_hour = per_hour
+        self._clock = clock
+        self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def allow(self, address: str) -> bool:
+        """Count one attempt from `address`; False, counting nothing, when over the limit."""
+        now = self._clock()
+        attempts = self._attempts.pop(address, None)
+        if attempts is None:
+            attempts = deque(maxlen=self.per_hour)
+            if len(self._attempts) >= MAX_KEYS:
+                self._attempts.popitem(last=False)
+        while attempts and attempts[0] <= now - self.WINDOW:
+            attempts.popleft()
+        self._attempts[address] = attempts
+        if len(attempts) >= self.per_hour:
+            return False
+        attempts.append(now)
+        return True
 
 
 class Limits:
@@ -141,11 +413,20 @@ class Limits:
             config.auth_failures, config.auth_failure_window
         )
         self.failed_logins_by_account = FailureThrottle(
-            config.auth_failures, config.auth_failure_window
+            config.auth_account_failures, config.auth_failure_window
+        )
+        self.login_backoff = FailureBackoff(
+            config.auth_backoff_base,
+            config.auth_backoff_max,
+            forget_after=config.auth_failure_window,
+        )
+        self.logins = LoginThrottle(
+            self.failed_logins_by_address, self.failed_logins_by_account, self.login_backoff
         )
         self.subscriptions = KeyedBuckets(
             config.subscriptions_per_minute / 60, config.subscriptions_per_minute
         )
+        self.server_connections = ConnectionCap(config.max_connections)
 
     def inbound_bucket(self) -> TokenBucket:
         return TokenBucket(self.config.bytes_per_second, self.config.burst_bytes)

@@ -5,7 +5,11 @@ turns a stanza into its events and fires them on the bus, first `<kind>/out` (fr
 session), then the event for where the stanza is addressed. Filters (blocking, say) stop a
 stanza on those events; the services behind them answer it. A `StanzaError` raised on the way
 becomes the error reply; any other exception is logged once, with its traceback, and answered
-with internal-server-error, so one faulty handler never ends the sender's stream.
+with internal-server-error, so one faulty handler never ends the sender's stream. Two failures
+are no fault of a handler's and get no traceback: a write the database cannot take now (the
+disk is full, the database locked) is answered with resource-constraint, of type wait; and a
+stanza of an account removed while it was handled, whose writes fail as the rows they name are
+gone, with not-authorized.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from chorus_presence.core.bus import Bus
 from chorus_presence.core.events import IqRequest, StanzaEvent
 from chorus_presence.core.session import Session, Stream
 from chorus_presence.core.sessions import SessionRegistry
+from chorus_presence.storage.database import StorageUnavailable
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID, JIDError
 from chorus_presence.xmpp.stanza import Element, error_reply, serialize
@@ -49,9 +54,18 @@ class StanzaRouter:
                 await self._route_presence(StanzaEvent(session, stanza, target))
         except StanzaError as error:
             self.send_error(session, stanza, error, on_behalf_of=session.jid.bare)
+        except StorageUnavailable as exc:
+            log.error("%s from %s not written: %s", kind, session.jid, exc)
+            # Of type wait: once the disk is freed or the lock released, a retry may succeed.
+            failure = StanzaError("resource-constraint", "The server cannot store that now")
+            self.send_error(session, stanza, failure, on_behalf_of=session.jid.bare)
         except Exception:
-            log.exception("%s from %s failed", kind, session.jid)
-            failure = StanzaError("internal-server-error")
+            if self._sessions.is_retired(session):
+                log.info("%s from %s dropped: its account was removed", kind, session.jid)
+                failure = StanzaError("not-authorized", "The account was removed")
+            else:
+                log.exception("%s from %s failed", kind, session.jid)
+                failure = StanzaError("internal-server-error")
             self.send_error(session, stanza, failure, on_behalf_of=session.jid.bare)
 
     async def route_preauth(self, stream: Stream, stanza: Element) -> bool:
@@ -70,6 +84,10 @@ class StanzaRouter:
             await self._answer(topic, IqRequest(stream, stanza, payload, None, None))
         except StanzaError as error:
             self.send_error(stream, stanza, error)
+        except StorageUnavailable as exc:
+            log.error("pre-authentication IQ from %s not written: %s", stream.peer, exc)
+            failure = StanzaError("resource-constraint", "The server cannot store that now")
+            self.send_error(stream, stanza, failure)
         except Exception:
             log.exception("pre-authentication IQ from %s failed", stream.peer)
             self.send_error(stream, stanza, StanzaError("internal-server-error"))
@@ -111,7 +129,6 @@ class StanzaRouter:
         iq_type = _request_type(_validated_iq_type(stanza))
         event = StanzaEvent(session, stanza, target)
         if iq_type is None:
-            await self._bus.fire(topics.IQ_OUT, event)
             await self._route_iq_response(event)
             return
         payload = _single_payload(stanza)
@@ -155,12 +172,23 @@ class StanzaRouter:
         recipient.send(event.stanza)
 
     async def _route_iq_response(self, event: StanzaEvent) -> None:
+        """A result or error: through the filters both ways, then to the session addressed.
+
+        A filter stops a response rather than refusing it: an error is never answered with an
+        error, and a result gets no reply (RFC 6120 section 8.2.3)."""
+        if await self._bus.fire(topics.IQ_OUT, event) is not None:
+            return
         target = event.target
         # Responses to the server answer its own pings, which need nothing more than arriving.
-        if target is not None and target.resource is not None and target.local is not None:
-            recipient = self._sessions.get(target)
-            if recipient is not None:
-                recipient.send(event.stanza)
+        if target is None or target.resource is None or target.local is None:
+            return
+        if target.domain != self.domain:
+            return
+        if await self._bus.fire(topics.IQ_IN_FULL, event) is not None:
+            return
+        recipient = self._sessions.get(target)
+        if recipient is not None:
+            recipient.send(event.stanza)
 
     # Errors
 

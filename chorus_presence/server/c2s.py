@@ -19,7 +19,7 @@ import secrets
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from lxml import etree
 
@@ -33,7 +33,11 @@ from chorus_presence.core.router import StanzaRouter
 from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.server.client_state import ClientState
 from chorus_presence.server.sasl import SaslExchange, SaslFailure, SaslStep, offered_mechanisms
-from chorus_presence.server.stream_management import StreamManagement, UnackedOverflow
+from chorus_presence.server.stream_management import (
+    REQUEST,
+    StreamManagement,
+    UnackedOverflow,
+)
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError, StreamError
@@ -55,6 +59,10 @@ from chorus_presence.xmpp.stanza import (
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+# Above this many bytes waiting to go out, a stream reads and handles nothing more from its
+# client until the client has read enough of it (asyncio's own high-water mark for a transport),
+# so that answers are made only as fast as they are taken.
+OUTPUT_HIGH_WATER = 65536
 BIND_PAYLOAD = ns.qname(ns.BIND, "bind")
 KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
 CLOSE_WAIT_SECONDS = 1.0
@@ -195,15 +203,45 @@ class ClientStream:
             self._write(data)
 
     def _send_stanza(self, data: bytes) -> None:
+        ask = False
         if self.sm is not None:
             try:
-                self.sm.sent_stanza(data)
+                # A session whose connection is gone (hibernating) is not asked, and has room
+                # for what arrives until the client is back.
+                ask = self.sm.sent_stanza(data, connected=not self._lost)
             except UnackedOverflow:
-                self._abort("too many unacknowledged stanzas")
+                self._unacked_overflow()
                 return
         if not self._closed:
             self.ctx.metrics.stanza_sent(data)
             self._write(data)
+            if ask:
+                # XEP-0198 section 4: the client answers with how many it handled, which
+                # empties the queue before it reaches max_unacked.
+                self._write(REQUEST)
+
+    def _unacked_overflow(self) -> None:
+        """Past max_unacked: a resumable session hibernates, as if its connection had died, so
+        that the client can resume and get what it missed; any other ends, its stanzas stored
+        or bounced. So does a hibernating session that overflows again."""
+        reason = "too many unacknowledged stanzas"
+        if self._resumed is not None:
+            # Hibernating: end it, once; the stanzas after that go back with the rest.
+            if not self._resumed.done():
+                self._end_reason = f"{reason} while hibernating"
+                self._resumed.set_result(False)
+            return
+        if self._closed:
+            return
+        if self.sm is not None and self.sm.resumable and not self._lost:
+            log.warning(
+                "stream %s of %s cut, the session hibernates: %s", self.stream_id, self._jid, reason
+            )
+            self._lost = True
+            self._end_reason = reason
+            self._writer.transport.abort()
+        else:
+            self._abort(reason)
 
     def _write(self, data: bytes) -> None:
         transport = self._writer.transport
@@ -249,21 +287,56 @@ class ClientStream:
     # The read loop
 
     async def run(self) -> None:
-        log.info("stream %s opened from %s", self.stream_id, self.peer)
-        self._admitted = self.ctx.limits.connections.admit(self.address)
-        if not self._admitted:
-            self._end_stream(StreamError("policy-violation", "Too many connections"))
-            await self._teardown("too many connections from this address")
+        cap = self.ctx.limits.server_connections
+        if not cap.admit():
+            self._refuse_full()
             return
-        while True:
-            await self._serve_connection()
-            if self._handed_over:
+        # This run holds one slot of limits.max_connections while it has a connection.
+        holds_slot = True
+        try:
+            log.info("stream %s opened from %s", self.stream_id, self.peer)
+            self._admitted = self.ctx.limits.connections.admit(self.address)
+            if not self._admitted:
+                self._end_stream(StreamError("policy-violation", "Too many connections"))
+                await self._teardown("too many connections from this address")
                 return
-            if not (self._lost and self._jid is not None and self.sm and self.sm.resumable):
-                break
-            if not await self._hibernate():
-                break
-        await self._teardown(self._end_reason)
+            while True:
+                await self._serve_connection()
+                if self._handed_over:
+                    # The resumed session goes on over this connection, and holds its slot.
+                    holds_slot = False
+                    return
+                if not (self._lost and self._jid is not None and self.sm and self.sm.resumable):
+                    break
+                # No connection while hibernating: the slot is free for others meanwhile, so
+                # that clients dropped all at once can all come back.
+                cap.release()
+                holds_slot = False
+                if not await self._hibernate():
+                    break
+                # Resumed: the slot of the connection handed over is this session's now.
+                holds_slot = True
+            await self._teardown(self._end_reason)
+        finally:
+            if holds_slot:
+                cap.release()
+
+    def _refuse_full(self) -> None:
+        """limits.max_connections reached: a stream error and close, at no cost in logs."""
+        cap = self.ctx.limits.server_connections
+        refused = cap.refusals.due()
+        if refused:
+            log.warning(
+                "the server is full (limits.max_connections = %d): refused %d connection(s)"
+                " in the last %.0f seconds, the latest from %s",
+                cap.maximum,
+                refused,
+                cap.refusals.every,
+                self.peer,
+            )
+        self._end_stream(StreamError("policy-violation", "The server is full"))
+        # Not waited for: the few bytes leave with the close, and this task is done.
+        self._writer.close()
 
     async def _serve_connection(self) -> None:
         try:
@@ -283,36 +356,19 @@ class ClientStream:
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        limits = self.ctx.config.limits
-        liveness = self.ctx.config.liveness
-        auth_deadline = loop.time() + limits.auth_timeout
-        pinged = False
+        quiet = _Quiet(auth_deadline=loop.time() + self.ctx.config.limits.auth_timeout)
         while not self._closed:
-            if self._jid is None:
-                timeout = auth_deadline - loop.time()
-            else:
-                timeout = liveness.ping_timeout if pinged else liveness.ping_after
-            if not self._header_received:
-                # A deadline for the whole header, so trickling it byte by byte does not help.
-                timeout = min(timeout, self._header_deadline - loop.time())
-            if timeout <= 0:
-                raise StreamError("connection-timeout", "Negotiation took too long")
             try:
                 # asyncio.timeout, unlike wait_for on 3.11, costs no extra task per read.
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(self._quiet_timeout(quiet)):
                     data = await self._reader.read(READ_SIZE)
             except TimeoutError:
-                if self._jid is None or not self._header_received:
-                    raise StreamError("connection-timeout", "Negotiation took too long") from None
-                if pinged:
-                    raise StreamError("connection-timeout", "No answer to ping") from None
-                pinged = True
-                self._ping()
+                self._quiet_too_long(quiet)
                 continue
             if not data:
                 return
             # Any inbound traffic shows the client is alive.
-            pinged = False
+            quiet.pinged = False
             delay = self._inbound.take(len(data))
             if delay:
                 # Reading slower slows a flooding client through TCP, without cutting it off.
@@ -325,6 +381,58 @@ class ClientStream:
                     # The client may not send anything after a restart point before our reply.
                     self._restart = False
                     break
+                await self._end_turn(quiet)
+                if self._closed:
+                    return
+
+    async def _end_turn(self, quiet: _Quiet) -> None:
+        """Between two top-level elements: let other connections have their turn, and wait
+        while this client has not read what it was sent.
+
+        A read that was already buffered returns without ever yielding, so without this one
+        client writing back to back would keep every other connection waiting for as long as
+        its stanzas last. And a client that asks faster than it reads would have the server
+        answer it into memory; waiting here keeps its output near the high-water mark, so it
+        only meets the send buffer cap when it stops reading altogether.
+        """
+        await asyncio.sleep(0)
+        if self._writer.transport.get_write_buffer_size() <= OUTPUT_HIGH_WATER:
+            return
+        while not self._closed:
+            try:
+                async with asyncio.timeout(self._quiet_timeout(quiet)):
+                    await self._writer.drain()
+            except TimeoutError:
+                # Not reading counts as silence: the same deadlines and the same ping.
+                self._quiet_too_long(quiet)
+                continue
+            # It read what was waiting, so it is there.
+            quiet.pinged = False
+            return
+
+    def _quiet_timeout(self, quiet: _Quiet) -> float:
+        """How long the next read or drain may wait for the client."""
+        loop = asyncio.get_running_loop()
+        liveness = self.ctx.config.liveness
+        if self._jid is None:
+            timeout = quiet.auth_deadline - loop.time()
+        else:
+            timeout = liveness.ping_timeout if quiet.pinged else liveness.ping_after
+        if not self._header_received:
+            # A deadline for the whole header, so trickling it byte by byte does not help.
+            timeout = min(timeout, self._header_deadline - loop.time())
+        if timeout <= 0:
+            raise StreamError("connection-timeout", "Negotiation took too long")
+        return timeout
+
+    def _quiet_too_long(self, quiet: _Quiet) -> None:
+        """The wait ran out: end a stream still negotiating or already pinged, else ping."""
+        if self._jid is None or not self._header_received:
+            raise StreamError("connection-timeout", "Negotiation took too long")
+        if quiet.pinged:
+            raise StreamError("connection-timeout", "No answer to ping")
+        quiet.pinged = True
+        self._ping()
 
     def _ping(self) -> None:
         """XEP-0199: ask a silent client whether it is still there."""
@@ -503,6 +611,7 @@ class ClientStream:
         if self.tls_active or self.username is not None or writer is None:
             self._write(f"<failure xmlns='{ns.TLS}'/>".encode())
             raise StreamError("policy-violation", "STARTTLS is not available at this point")
+        self._discard_plaintext(writer)
         self._write(f"<proceed xmlns='{ns.TLS}'/>".encode())
         await self._writer.drain()
         try:
@@ -515,6 +624,27 @@ class ClientStream:
             raise ConnectionResetError(f"TLS handshake failed: {exc}") from exc
         self.tls_active = True
         self._restart_stream()
+
+    def _discard_plaintext(self, writer: TlsByteWriter) -> None:
+        """Forget every byte the client sent before the TLS handshake (CVE-2011-0411).
+
+        Whatever follows <starttls/> in the clear, however it was split into reads, must never
+        be taken for what came over TLS (a PLAIN <auth/> injected by someone on the path, for
+        one). Reading stops first, so that nothing more reaches the reader's buffer in the
+        clear: asyncio's start_tls hands the socket to TLS before it reads again, and bytes
+        still unread then go into the handshake, which fails on them. Then the reader's buffer
+        and the parser's pending input are emptied; the rest of the events already parsed from
+        the last read are dropped by the restart.
+        """
+        # A TCP StreamWriter's transport reads as well as writes.
+        cast(asyncio.Transport, writer.transport).pause_reading()
+        # asyncio has no public way to empty a StreamReader: its buffer is this bytearray.
+        buffered = getattr(self._reader, "_buffer", None)
+        if not isinstance(buffered, bytearray):
+            # Never go on to TLS without knowing the plaintext is gone.
+            raise RuntimeError("cannot discard the input buffered before STARTTLS")
+        buffered.clear()
+        self._parser = self._new_parser()
 
     def _restart_stream(self) -> None:
         self._header_deadline = (
@@ -556,18 +686,21 @@ class ClientStream:
                 accounts=self.ctx.accounts,
                 domain=self.ctx.domain,
                 secret=self.ctx.secret,
-                iterations=self.ctx.config.auth.scram_iterations,
-                throttled=self.ctx.limits.failed_logins_by_account.throttled,
+                throttle=self.ctx.limits.logins,
+                address=self.address,
             )
             try:
                 step = await self._sasl.start(_decode_sasl_data(node.text, allow_absent=True))
             except SaslFailure as failure:
-                step = SaslStep("failure", condition=failure.condition)
+                step = self._sasl.fail(failure.condition)
         elif name == "response" and self._sasl is not None:
             try:
                 step = await self._sasl.respond(_decode_sasl_data(node.text) or b"")
             except SaslFailure as failure:
-                step = SaslStep("failure", condition=failure.condition)
+                step = self._sasl.fail(failure.condition)
+        elif name == "abort" and self._sasl is not None:
+            # Counted as a failure once the server has said anything about the account.
+            step = self._sasl.fail("aborted")
         elif name == "abort":
             step = SaslStep("failure", condition="aborted")
         else:
@@ -588,15 +721,15 @@ class ClientStream:
             self._restart_stream()
             return
         self._write(f"<failure xmlns='{ns.SASL}'><{step.condition}/></failure>".encode())
-        if step.condition == "aborted":
+        if step.condition == "aborted" and not step.counted:
+            # Given up before anything was tried.
             return
         self._auth_failures += 1
         self.ctx.metrics.auth_failures.inc()
-        if step.condition != "temporary-auth-failure":
-            # A refusal by the throttle itself checked no password, so it adds no failure.
-            self.ctx.limits.failed_logins_by_address.failed(self.address)
-            if step.attempted_user:
-                self.ctx.limits.failed_logins_by_account.failed(step.attempted_user)
+        if step.condition != "temporary-auth-failure" and not step.counted:
+            # A failure outside any exchange (a bad mechanism, a stray response) names no
+            # account; a refusal by the throttles checked nothing, so it adds no failure.
+            self.ctx.limits.logins.address_failed(self.address)
         log.warning(
             "authentication failure (%s) for %s from %s",
             step.condition,
@@ -632,6 +765,12 @@ class ClientStream:
             resource = secrets.token_hex(6)
         assert self.username is not None
         jid = JID(self.username, self.ctx.domain, resource)
+        bound = self.ctx.sessions.of_account(jid.bare)
+        limit = self.ctx.config.limits.resources_per_account
+        # Binding a resource already bound replaces that session, so it adds none.
+        if len(bound) >= limit and self.ctx.sessions.get(jid) is None:
+            # RFC 6120 section 7.6.2.1: resource-constraint, of type wait.
+            raise StanzaError("resource-constraint", "This account has too many resources bound")
         self._jid = jid
         replaced = self.ctx.sessions.bind(self)
         if replaced is not None:
@@ -701,3 +840,13 @@ def _format_peer(peer: object) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
     return str(peer)
+
+
+@dataclass(slots=True)
+class _Quiet:
+    """How long one connection may keep the server waiting, reading or draining: until
+    `auth_deadline` before it is bound; once bound, `ping_after`, then `ping_timeout` more
+    once `pinged` and nothing has come back."""
+
+    auth_deadline: float
+    pinged: bool = False

@@ -1,21 +1,25 @@
 """SASL authentication (RFC 6120 section 6): SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN.
 
 One `SaslExchange` per `<auth/>`. SCRAM is done by `scramp`; this module fetches the account's
-stored keys first (the database is async, scramp's callback is not) and hands unknown users a
-deterministic fake salt so that they cannot be told apart from real ones.
+stored keys first (the database is async, scramp's callback is not), and unknown users get a
+deterministic fake salt, by the same work, so that they cannot be told apart from real ones.
+
+The failed-login throttles count an attempt before anything about its password is checked (the
+PLAIN check, the SCRAM salt): guesses sent together are all counted, and a SCRAM exchange given
+up after the server's first message (`<abort/>`, or a dropped connection) stays a failure.
+Only a success gives the attempt back.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scramp import ScramException, ScramMechanism
 
+from chorus_presence.core.limits import LoginAttempt, LoginThrottle
 from chorus_presence.services.accounts import AccountService
-from chorus_presence.services.credentials import fake_credentials
 from chorus_presence.xmpp.jid import JIDError, nodeprep
 
 if TYPE_CHECKING:
@@ -36,6 +40,8 @@ class SaslStep:
     condition: str = ""
     username: str | None = None
     attempted_user: str | None = None
+    # The throttles already know of this failure; the stream must not count it again.
+    counted: bool = False
 
 
 class SaslFailure(Exception):
@@ -58,17 +64,19 @@ class SaslExchange:
         accounts: AccountService,
         domain: str,
         secret: bytes,
-        iterations: int,
-        throttled: Callable[[str], bool],
+        throttle: LoginThrottle,
+        address: str,
     ) -> None:
         self.mechanism = mechanism
-        self._throttled = throttled
+        self._throttle = throttle
+        self._address = address
         self._accounts = accounts
         self._domain = domain
         self._secret = secret
-        self._iterations = iterations
         self._scram: ScramServer | None = None
         self._username: str | None = None
+        # The throttles' count of this attempt, from just before its password is looked at.
+        self._attempt: LoginAttempt | None = None
 
     async def start(self, initial: bytes | None) -> SaslStep:
         if initial is None:
@@ -84,7 +92,38 @@ class SaslExchange:
                 return await self._scram_first(data)
             return self._scram_final(self._scram, data)
         except SaslFailure as failure:
-            return SaslStep("failure", condition=failure.condition, attempted_user=self._username)
+            return self.fail(failure.condition)
+
+    def fail(self, condition: str) -> SaslStep:
+        """End the exchange with `condition`, telling the throttles.
+
+        An attempt already counted stays counted, whatever the condition, `aborted` included.
+        Before that, a failure counts against the address only, and neither a refusal by the
+        throttles nor an abort (nothing was tried) counts at all.
+        """
+        counted = True
+        if self._attempt is not None:
+            self._attempt.failed()
+            self._attempt = None
+        elif condition not in ("temporary-auth-failure", "aborted"):
+            self._throttle.address_failed(self._address)
+        else:
+            counted = False
+        return SaslStep(
+            "failure", condition=condition, attempted_user=self._username, counted=counted
+        )
+
+    def _begin(self, username: str) -> None:
+        """Count the attempt before its password is looked at, or refuse it unchecked."""
+        self._attempt = self._throttle.begin(username, self._address)
+        if self._attempt is None:
+            raise SaslFailure("temporary-auth-failure")
+
+    def _succeeded(self, username: str | None, data: bytes = b"") -> SaslStep:
+        if self._attempt is not None:
+            self._attempt.succeeded()
+            self._attempt = None
+        return SaslStep("success", data, username=username)
 
     async def _plain(self, data: bytes) -> SaslStep:
         parts = data.split(b"\0")
@@ -92,19 +131,21 @@ class SaslExchange:
             raise SaslFailure("malformed-request")
         authzid, authcid, password = (self._decode(part) for part in parts)
         username = self._username = self._prepare_username(authcid)
+        self._begin(username)
         if not password or not await self._accounts.check_plain(username, password):
             raise SaslFailure("not-authorized")
         self._check_authzid(authzid, username)
-        return SaslStep("success", username=username)
+        return self._succeeded(username)
 
     async def _scram_first(self, data: bytes) -> SaslStep:
         message = self._decode(data)
         authzid, raw_username = _parse_client_first(message)
         username = self._username = self._prepare_username(raw_username)
         self._check_authzid(authzid, username)
-        credentials = await self._accounts.scram_credentials(username, self.mechanism)
-        if credentials is None:
-            credentials = fake_credentials(self._secret, username, self.mechanism, self._iterations)
+        self._begin(username)
+        credentials = await self._accounts.scram_exchange_credentials(
+            username, self.mechanism, self._secret
+        )
         auth_info = (
             credentials.salt,
             credentials.stored_key,
@@ -126,17 +167,13 @@ class SaslExchange:
             final = server.get_server_final()
         except ScramException as exc:
             raise SaslFailure("not-authorized") from exc
-        return SaslStep("success", final.encode(), username=self._username)
+        return self._succeeded(self._username, final.encode())
 
     def _prepare_username(self, raw: str) -> str:
         try:
             username = nodeprep(raw)
         except JIDError as exc:
             raise SaslFailure("not-authorized") from exc
-        if self._throttled(username):
-            # Too many recent failures for this account: no password is checked at all.
-            self._username = username
-            raise SaslFailure("temporary-auth-failure")
         return username
 
     def _check_authzid(self, authzid: str, username: str) -> None:

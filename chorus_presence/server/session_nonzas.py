@@ -14,7 +14,12 @@ from chorus_presence.core import topics
 from chorus_presence.core.bus import STOP, Bus
 from chorus_presence.core.events import Nonza, SessionEvent, StreamFeatures
 from chorus_presence.server.c2s import ClientStream
-from chorus_presence.server.stream_management import StreamManagement, counter, failed
+from chorus_presence.server.stream_management import (
+    REQUEST,
+    StreamManagement,
+    counter,
+    failed,
+)
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StreamError
 from chorus_presence.xmpp.stanza import element
@@ -94,6 +99,11 @@ class StreamManagementService:
             f"<resumed xmlns='{ns.SM}' h='{old.sm.handled_in}' previd='{old.sm.id}'/>".encode()
         )
         old.take_over(stream)
+        if old.sm.unacked_count:
+            # What was just sent again is still unacknowledged, perhaps near max_unacked: ask
+            # now rather than let the next stanzas cut the session off again.
+            old.write_nonza(REQUEST)
+            old.sm.requested()
         return STOP
 
     def session_ended(self, event: SessionEvent) -> None:

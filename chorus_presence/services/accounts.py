@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
+from dataclasses import replace
 
 from chorus_presence.core import topics
 from chorus_presence.core.bus import Bus
@@ -24,7 +26,7 @@ from chorus_presence.services.credentials import (
     fake_credentials,
     verify_password,
 )
-from chorus_presence.storage.accounts import AccountExists
+from chorus_presence.storage.accounts import Account, AccountExists
 from chorus_presence.storage.interfaces import AccountStore
 from chorus_presence.xmpp.jid import JID, JIDError, nodeprep
 
@@ -59,12 +61,23 @@ class AccountService:
         """False if there is no such account."""
         return await self._repo.set_credentials(_normalise(username), await self._derive(password))
 
-    async def remove(self, username: str) -> bool:
-        """Remove the account and everything naming it; False if there was no such account."""
+    async def remove(self, username: str, *, committed: Callable[[], object] | None = None) -> bool:
+        """Remove the account and everything naming it; False if there was no such account.
+
+        `committed` runs once the removal is durable and before anyone is told of it: an
+        in-band removal answers its client there, so the answer means the account is gone for
+        good, and it still reaches the client before `account/removed` closes the stream.
+        """
         prepared = _try_normalise(username)
         removed = await self._repo.delete(prepared) if prepared is not None else None
         if removed is None:
             return False
+        if committed is not None:
+            # A plain function, not a coroutine: nothing may yield between the commit and
+            # account/removed, whose first handler stops the account's sessions' stanzas. A
+            # callback, rather than a remove that returns before telling anyone, so that no
+            # caller can forget to fire the event.
+            committed()
         items = tuple(
             RemovedRosterItem(owner, item.subscription, item.pending_out, version)
             for owner, (item, version) in removed.roster_items.items()
@@ -98,31 +111,56 @@ class AccountService:
 
     async def scram_credentials(self, username: str, mechanism: str) -> ScramCredentials | None:
         """The stored credentials, or None when the account is missing or disabled."""
-        if mechanism not in MECHANISMS:
-            raise ValueError(f"unsupported mechanism {mechanism!r}")
-        prepared = _try_normalise(username)
-        account = await self._repo.get(prepared) if prepared is not None else None
+        account, stored = await self._stored_credentials(username, mechanism)
         if account is None or account.disabled:
             return None
-        return account.credentials.get(mechanism)
+        return stored
+
+    async def scram_exchange_credentials(
+        self, username: str, mechanism: str, secret: bytes
+    ) -> ScramCredentials:
+        """What a SCRAM exchange for `username` runs on, found by the same work whoever asks.
+
+        One repository lookup and one set of stand-in credentials (keyed by `secret`, which
+        must outlive restarts, as the stored salts do) every time, whether or not the account
+        exists: the time to the server's first message does not tell which usernames are
+        real. An enabled account gets its stored credentials; a missing one the stand-ins; a
+        disabled one its real salt and iteration count with the stand-ins' keys, so that no
+        password gets in and disabling it does not change what a client is shown.
+        """
+        account, stored = await self._stored_credentials(username, mechanism)
+        fake = fake_credentials(secret, username, mechanism, self._iterations)
+        if account is None or stored is None:
+            return fake
+        if account.disabled:
+            return replace(fake, salt=stored.salt, iterations=stored.iterations)
+        return stored
 
     async def check_plain(self, username: str, password: str) -> bool:
         """Whether the password is right for an enabled account (SASL PLAIN).
 
-        A missing or disabled account costs the same key derivation as a real one, so the
-        response time does not tell an attacker which usernames exist.
+        Every username costs the same work, one lookup, the stand-in credentials and one key
+        derivation, so the response time does not tell an attacker which usernames exist.
         """
         # Rejected before any lookup, so these answers are the same for every username.
         if not password or len(password) > MAX_PASSWORD_LENGTH:
             return False
         mechanism = MECHANISMS[0]
+        account, stored = await self._stored_credentials(username, mechanism)
+        # Computed even when unused, so that a real account costs what a missing one does.
+        fake = fake_credentials(self._secret, username, mechanism, self._iterations)
+        matches = await asyncio.to_thread(verify_password, password, stored or fake, mechanism)
+        return matches and stored is not None and account is not None and not account.disabled
+
+    async def _stored_credentials(
+        self, username: str, mechanism: str
+    ) -> tuple[Account | None, ScramCredentials | None]:
+        """The account and its credentials for `mechanism`, by one repository lookup."""
+        if mechanism not in MECHANISMS:
+            raise ValueError(f"unsupported mechanism {mechanism!r}")
         prepared = _try_normalise(username)
         account = await self._repo.get(prepared) if prepared is not None else None
-        stored = account.credentials.get(mechanism) if account is not None else None
-        if stored is None:
-            stored = fake_credentials(self._secret, username, mechanism, self._iterations)
-        matches = await asyncio.to_thread(verify_password, password, stored, mechanism)
-        return matches and account is not None and not account.disabled
+        return account, account.credentials.get(mechanism) if account is not None else None
 
     async def _derive(self, password: str) -> dict[str, ScramCredentials]:
         try:

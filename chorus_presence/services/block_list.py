@@ -8,7 +8,8 @@ stops every stanza both ways; the blocked list only keeps a contact from seeing 
 The filter sits on the bus at a high priority, on every stanza event and on the presence
 audiences, so no stanza path can forget it: what the user sends to someone they block is
 refused (a message with XEP-0191's <blocked/> condition), what a blocked sender sends is
-refused as if the user were not there, and presence is dropped silently.
+refused as if the user were not there, and presence, IQ results and IQ errors are dropped
+silently (a response is never answered).
 
 An item is a bare JID (the account and every resource of it) or a domain (everything at that
 domain). Blocking a single resource is refused as not implemented: the router and the services
@@ -108,7 +109,7 @@ class BlockListService:
         bus.on(topics.PRESENCE_IN_FULL, self._presence_in, priority=FILTER_PRIORITY)
         bus.on(topics.IQ_OUT, self._iq_out, priority=FILTER_PRIORITY)
         bus.on(topics.IQ_IN_BARE, self._iq_in_bare, priority=FILTER_PRIORITY)
-        bus.on(topics.IQ_IN_FULL, self._refused_if_blocked, priority=FILTER_PRIORITY)
+        bus.on(topics.IQ_IN_FULL, self._iq_in_full, priority=FILTER_PRIORITY)
         bus.on(topics.PRESENCE_AUDIENCE, self._narrow, priority=FILTER_PRIORITY)
         bus.on(topics.PRESENCE_VIEW, self._narrow, priority=FILTER_PRIORITY)
 
@@ -158,15 +159,24 @@ class BlockListService:
         assert event.target is not None
         return STOP if self.blocked(event.target, event.sender) else None
 
-    def _iq_out(self, event: StanzaEvent) -> None:
+    def _iq_out(self, event: StanzaEvent) -> object:
         target = event.target
-        if event.stanza.get("type") not in ("get", "set") or target is None:
-            return
-        if target.local is None or not self.blocked(event.sender, target):
-            return
+        if target is None or target.local is None or not self.blocked(event.sender, target):
+            return None
+        if _is_response(event.stanza):
+            # Errors are never answered with errors, and results get no reply.
+            return STOP
         if target.resource is None:
             # What a stranger asking about the user is told.
             raise StanzaError("forbidden")
+        raise StanzaError("service-unavailable")
+
+    def _iq_in_full(self, event: StanzaEvent) -> object:
+        assert event.target is not None
+        if not self.blocked(event.target, event.sender):
+            return None
+        if _is_response(event.stanza):
+            return STOP
         raise StanzaError("service-unavailable")
 
     def _iq_in_bare(self, event: StanzaEvent) -> None:
@@ -326,6 +336,11 @@ class BlockListService:
                 iq.set("id", f"block-push{next(self._push_ids)}")
                 iq.set("to", str(session.jid))
                 session.send_bytes(serialize(iq))
+
+
+def _is_response(iq: Element) -> bool:
+    """An IQ result or error, which a filter may only drop."""
+    return iq.get("type") in ("result", "error")
 
 
 def _own_account(request: IqRequest) -> JID:

@@ -1,8 +1,15 @@
 """Message delivery (RFC 6121 sections 5 and 8.5) and offline storage (XEP-0160).
 
-Messages reach online users only. To a user with no available resource the sender gets
-`service-unavailable`, unless `[messages] offline = "store"`, in which case the message waits
-for the user's next initial presence and arrives with an XEP-0203 delay stamp.
+Messages reach online users. What a sender hears when the user has no available resource
+depends on whether the sender may see the user's presence (the user's roster has them with
+subscription `from` or `both`, the rule of last activity): such a sender gets
+`service-unavailable` saying the user is not logged in (or that offline storage is full).
+Anyone else gets no answer at all, whether the user is offline or the account does not exist,
+so a bounce never tells a stranger what presence would not. With `[messages] offline =
+"store"` the message waits for the user's next initial presence, within a per-user quota of
+messages and bytes, unless the sender is on the user's presence blocked list, and arrives with
+an XEP-0203 delay stamp. Senders on the XEP-0191 block list never get here: the block filter
+refuses them first.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ from chorus_presence.core.events import SessionEvent, StanzaEvent
 from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.presence import PresenceService
-from chorus_presence.storage.interfaces import OfflineMessageStore
+from chorus_presence.services.rosters import RosterService
+from chorus_presence.services.subscription_states import SENDS_TO
+from chorus_presence.storage.interfaces import OfflineMessageStore, PresenceBlockStore
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
-from chorus_presence.xmpp.jid import JID
+from chorus_presence.xmpp.jid import JID, JIDError
 from chorus_presence.xmpp.stanza import Element, child, error_reply, serialize
 
 log = logging.getLogger(__name__)
@@ -36,6 +45,8 @@ class MessageService:
         sessions: SessionRegistry,
         presence: PresenceService,
         accounts: AccountService,
+        rosters: RosterService,
+        presence_blocks: PresenceBlockStore,
         config: MessagesConfig,
         *,
         domain: str,
@@ -44,7 +55,10 @@ class MessageService:
         self._sessions = sessions
         self._presence = presence
         self._accounts = accounts
+        self._rosters = rosters
+        self._presence_blocks = presence_blocks
         self._max_offline = config.max_offline
+        self._max_offline_bytes = config.max_offline_bytes
         self._domain = domain
         self.store_offline = config.offline == "store"
 
@@ -74,13 +88,13 @@ class MessageService:
             # RFC 6121 section 8.5.3.2.1: a full JID that is not online is treated as the bare
             # JID for normal and chat messages; other types are not redelivered.
             if message_type not in ("normal", "chat"):
-                if message_type == "groupchat":
+                if message_type == "groupchat" and await self._sees(event.sender, target.bare):
                     raise StanzaError("service-unavailable")
                 return STOP
-        await self._to_account(stanza, target.bare, message_type)
+        await self._to_account(stanza, event.sender, target.bare, message_type)
         return STOP
 
-    async def _to_account(self, stanza: Element, bare: JID, message_type: str) -> None:
+    async def _to_account(self, stanza: Element, sender: JID, bare: JID, message_type: str) -> None:
         """RFC 6121 section 8.5.2: to the account's available resources by priority."""
         resources = [
             (session, state)
@@ -88,6 +102,8 @@ class MessageService:
             if state.priority >= 0
         ]
         if message_type == "groupchat":
+            # Refused whether or not the account exists or anyone is online, so it tells no
+            # one anything.
             raise StanzaError("service-unavailable")
         if resources:
             if message_type == "normal":
@@ -99,14 +115,47 @@ class MessageService:
             return
         if message_type in ("error", "headline"):
             return
+        await self._to_absent(stanza, sender, bare)
+
+    async def _to_absent(self, stanza: Element, sender: JID, bare: JID) -> None:
+        """A message for an account with no available resource: stored, or bounced to a
+        sender who may see the user's presence; anyone else hears nothing either way."""
         assert bare.local is not None
         if not self._sessions.is_online(bare) and not await self._accounts.exists(bare.local):
-            raise StanzaError("service-unavailable")
-        if not self.store_offline:
-            raise StanzaError("service-unavailable", "The recipient is not logged in")
-        stored = await self.offline.store(bare.local, serialize(stanza).decode(), self._max_offline)
-        if not stored:
-            raise StanzaError("service-unavailable", "The recipient's offline storage is full")
+            # Nobody may see the presence of an account that does not exist, so nobody is
+            # told: a stranger hears the same as for a user who is offline.
+            return
+        sees, may_store = await self._standing(sender, bare)
+        if self.store_offline and may_store:
+            if await self._store(bare.local, serialize(stanza).decode()):
+                return
+            reason = "The recipient's offline storage is full"
+        else:
+            reason = "The recipient is not logged in"
+        if sees:
+            raise StanzaError("service-unavailable", reason)
+
+    async def _standing(self, sender: JID, user: JID) -> tuple[bool, bool]:
+        """(whether `sender` may see `user`'s presence, whether a message from `sender` may
+        be stored for `user`)."""
+        if sender.bare == user:
+            return True, True
+        assert user.local is not None
+        contact = str(sender.bare)
+        if await self._presence_blocks.contains(user.local, contact):
+            # Kept from the user's presence, whatever the roster says, and kept out of the
+            # user's offline storage.
+            return False, False
+        item = (await self._rosters.roster(user.local)).items.get(contact)
+        return item is not None and item.subscription in SENDS_TO, True
+
+    async def _sees(self, sender: JID, user: JID) -> bool:
+        return (await self._standing(sender, user))[0]
+
+    async def _store(self, owner: str, stanza: str) -> bool:
+        return await self.offline.store(
+            owner, stanza, max_count=self._max_offline, max_bytes=self._max_offline_bytes
+        )
 
     async def deliver_offline(self, event: SessionEvent) -> None:
         """At initial presence with a non-negative priority, the stored messages (XEP-0160)."""
@@ -129,10 +178,11 @@ class MessageService:
         await self.offline.remove(owner, messages[-1].id)
 
     async def session_ended(self, event: SessionEvent) -> None:
-        """Messages a session never acknowledged (XEP-0198) are stored or bounced, not lost."""
+        """Messages a session never acknowledged (XEP-0198) are stored or bounced, not lost;
+        bounced only to senders who may see the user's presence, like any other bounce."""
         session = event.session
-        owner = session.jid.local
-        assert owner is not None
+        owner = session.jid.bare
+        assert owner.local is not None
         for data in session.undelivered():
             try:
                 stanza = etree.fromstring(data)
@@ -140,20 +190,30 @@ class MessageService:
                 continue
             if etree.QName(stanza).localname != "message" or stanza.get("type") == "error":
                 continue
-            if self.store_offline:
-                stored = await self.offline.store(owner, data.decode(), self._max_offline)
-                if stored:
-                    continue
-            self._bounce(stanza)
+            sender = _sender(stanza)
+            # A message with no sender to answer is kept like a stranger's.
+            if sender is None:
+                sees, may_store = False, True
+            else:
+                sees, may_store = await self._standing(sender, owner)
+            if self.store_offline and may_store and await self._store(owner.local, data.decode()):
+                continue
+            if sees and sender is not None:
+                self._bounce(stanza, sender)
 
-    def _bounce(self, stanza: Element) -> None:
-        sender = stanza.get("from")
-        if not sender:
-            return
-        recipient = self._sessions.get(JID.parse(sender))
+    def _bounce(self, stanza: Element, sender: JID) -> None:
+        recipient = self._sessions.get(sender)
         if recipient is not None:
             error = StanzaError("service-unavailable", "The recipient's connection was lost")
             recipient.send(error_reply(stanza, error))
+
+
+def _sender(stanza: Element) -> JID | None:
+    """The stamped sender of a stanza this server delivered; None without a usable one."""
+    try:
+        return JID.parse(stanza.get("from") or "")
+    except JIDError:
+        return None
 
 
 def _message_type(stanza: Element) -> str:

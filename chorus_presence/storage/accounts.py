@@ -76,28 +76,34 @@ class AccountRepository:
             await _insert_credentials(conn, username, credentials)
 
     async def get(self, username: str) -> Account | None:
-        async with self._db.read() as conn:
-            async with conn.execute(
-                "SELECT username, disabled, created_at FROM accounts WHERE username = ?",
+        # One query whether or not the account exists, so the lookup costs the same for an
+        # unknown name as for a real one (SCRAM must not tell them apart by time).
+        async with (
+            self._db.read() as conn,
+            conn.execute(
+                "SELECT a.username, a.disabled, a.created_at,"
+                " c.mechanism, c.salt, c.iterations, c.stored_key, c.server_key"
+                " FROM (SELECT ? AS wanted) AS w"
+                " LEFT JOIN accounts AS a ON a.username = w.wanted"
+                " LEFT JOIN scram_credentials AS c ON c.username = a.username",
                 (username,),
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is None:
-                return None
-            async with conn.execute(
-                "SELECT mechanism, salt, iterations, stored_key, server_key"
-                " FROM scram_credentials WHERE username = ?",
-                (username,),
-            ) as cursor:
-                rows = await cursor.fetchall()
+            ) as cursor,
+        ):
+            rows = list(await cursor.fetchall())
+        first = rows[0]
+        if first["username"] is None:
+            return None
         credentials = {
-            mechanism: ScramCredentials(salt, iterations, stored_key, server_key)
-            for mechanism, salt, iterations, stored_key, server_key in rows
+            row["mechanism"]: ScramCredentials(
+                row["salt"], row["iterations"], row["stored_key"], row["server_key"]
+            )
+            for row in rows
+            if row["mechanism"] is not None
         }
         return Account(
-            username=row["username"],
-            disabled=bool(row["disabled"]),
-            created_at=datetime.fromisoformat(row["created_at"]),
+            username=first["username"],
+            disabled=bool(first["disabled"]),
+            created_at=datetime.fromisoformat(first["created_at"]),
             credentials=credentials,
         )
 

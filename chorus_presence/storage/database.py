@@ -5,20 +5,29 @@ There is one connection per process. Migrations are the numbered `NNN_name.sql` 
 the `schema_version` table. All reads and writes go through `transaction()` or `read()`, which
 take an in-process lock so coroutines sharing the connection never see or interleave each
 other's half-finished transactions.
+
+The database holds every account's SCRAM keys, so what `open` creates is private: the directory
+0700 and the file 0600 whatever the umask (SQLite gives -wal and -shm the file's mode). A write
+the database cannot take now (the disk is full, another process holds the lock) raises
+`StorageUnavailable`, which the stanza router answers with resource-constraint.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import aiosqlite
+
+log = logging.getLogger(__name__)
 
 # How long to wait for another process (the admin command line, say) to release its lock.
 BUSY_TIMEOUT_MS = 5000
@@ -29,6 +38,18 @@ _MIGRATION_NAME = re.compile(r"(\d{3})_([a-z0-9_]+)\.sql")
 class SchemaError(Exception):
     """The database cannot be brought to the state this code expects: the schema version
     (or a migration failed), or the journal mode."""
+
+
+class StorageUnavailable(sqlite3.OperationalError):
+    """The database cannot take the write now: the disk is full, or another process held its
+    lock past BUSY_TIMEOUT_MS. Nothing was written, and trying later may succeed.
+
+    A subclass of the driver's OperationalError, so code that catches that still does."""
+
+
+# Primary result codes (the low byte of an extended code) that mean "not now" rather than a
+# fault: SQLITE_BUSY, SQLITE_LOCKED, SQLITE_FULL.
+_UNAVAILABLE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_FULL})
 
 
 @dataclass(frozen=True)
@@ -62,7 +83,7 @@ class Database:
     @classmethod
     async def open(cls, path: Path) -> Database:
         """Open (creating if needed) the database at `path` and apply pending migrations."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _create_private(path)
         # isolation_level=None: transactions are begun and ended here, never implicitly.
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -98,23 +119,25 @@ class Database:
         fails half-way because another process wrote first.
         """
         async with self._exclusive():
-            await self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-                await self.conn.commit()
-            except BaseException:
-                await self._rollback()
-                raise
+            with _unavailable_as_such():
+                await self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                    await self.conn.commit()
+                except BaseException:
+                    await self._rollback()
+                    raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """A consistent snapshot for queries; it ends in a rollback, undoing any write."""
         async with self._exclusive():
-            await self.conn.execute("BEGIN")
-            try:
-                yield self.conn
-            finally:
-                await self._rollback()
+            with _unavailable_as_such():
+                await self.conn.execute("BEGIN")
+                try:
+                    yield self.conn
+                finally:
+                    await self._rollback()
 
     @asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
@@ -173,6 +196,52 @@ class Database:
                 f"database {self.path}: migration {migration.version:03d}_{migration.name}"
                 f" failed: {exc}"
             ) from exc
+
+
+def _create_private(path: Path) -> None:
+    """Create the database's directory (0700) and an empty database file (0600) where they are
+    missing, whatever the umask, before SQLite or any secret touches them.
+
+    What exists already keeps its mode: a directory the operator made is theirs to set, and a
+    database created by an older version is only reported."""
+    directory = path.parent
+    if not directory.is_dir():
+        # Only the last directory is the data directory; parents get the usual mode.
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # mkdir's mode is filtered through the umask; chmod is not.
+        os.chmod(directory, 0o700)
+    try:
+        # O_EXCL: a file some other process (or the operator) created is left as it is. SQLite
+        # takes an empty file for an empty database.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "database %s is open to other users (mode %03o): chmod 600 it and its -wal"
+                " and -shm files",
+                path,
+                mode,
+            )
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _unavailable_as_such() -> Iterator[None]:
+    """Raise StorageUnavailable for the driver's "busy", "locked" and "full" errors."""
+    try:
+        yield
+    except StorageUnavailable:
+        raise
+    except sqlite3.OperationalError as exc:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in _UNAVAILABLE_CODES:
+            raise
+        raise StorageUnavailable(str(exc)) from exc
 
 
 async def _pragma(conn: aiosqlite.Connection, setting: str) -> str:

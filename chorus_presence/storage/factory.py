@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from chorus_presence.config import StorageConfig
 from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.storage.blocks import BlockRepository
+from chorus_presence.storage.consistency import repair
 from chorus_presence.storage.database import Database
 from chorus_presence.storage.interfaces import (
     AccountStore,
@@ -56,10 +57,17 @@ class Repositories:
 
 
 async def open_repositories(config: StorageConfig, domain: str) -> Repositories:
-    """Open the configured backend, migrating its schema, with `domain` the server's own (the
-    part of local users' bare JIDs after the @)."""
+    """Open the configured backend, migrating its schema and repairing what older versions
+    left half-done, with `domain` the server's own (the part of local users' bare JIDs after
+    the @)."""
     if config.backend == "sqlite":
-        return _sqlite(await Database.open(config.database), domain)
+        db = await Database.open(config.database)
+        try:
+            await repair(db, domain)
+        except BaseException:
+            await db.close()
+            raise
+        return _sqlite(db, domain)
     # Config parsing accepts only known backends; this guards a StorageConfig built by hand.
     raise ValueError(f"unknown storage backend {config.backend!r}")
 

@@ -122,8 +122,9 @@ class LastActivityStore(Protocol):
 class OfflineMessageStore(Protocol):
     """Messages kept for users who are not logged in (XEP-0160)."""
 
-    async def store(self, owner: str, stanza: str, limit: int) -> bool:
-        """Keep a message; False when the owner already has `limit` waiting."""
+    async def store(self, owner: str, stanza: str, *, max_count: int, max_bytes: int) -> bool:
+        """Keep a message; False, keeping nothing, when it would take the owner past
+        `max_count` messages or `max_bytes` bytes (of UTF-8 stanzas) waiting."""
 
     async def pending(self, owner: str) -> list[StoredMessage]:
         """The owner's messages, oldest first."""

@@ -1,4 +1,8 @@
-"""Persistence of messages stored for users who are not logged in."""
+"""Persistence of messages stored for users who are not logged in (XEP-0160).
+
+Each stored message keeps its size in bytes, so the per-recipient quota (a count and a byte
+total) is checked and the message written in one transaction.
+"""
 
 from __future__ import annotations
 
@@ -15,21 +19,39 @@ class StoredMessage:
     stored_at: datetime
 
 
+class SenderStanding:
+    """Where a sender stands with a recipient, from the recipient's side.
+
+    `subscription` is the recipient's roster subscription for the sender ('none' without a
+    roster item); `presence_blocked` is whether the sender is on the recipient's presence
+    blocked list. The XEP-0191 block list is not here: the block filter refuses a blocked
+    sender's messages before the message service sees them.
+    """
+
+    subscription: str
+    presence_blocked: bool
+
+
 class OfflineMessageRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def store(self, owner: str, stanza: str, limit: int) -> bool:
-        """Keep a message; False when the owner already has `limit` waiting."""
+    async def store(self, owner: str, stanza: str, *, max_count: int, max_bytes: int) -> bool:
+        """Keep a message; False when it would take the owner past `max_count` messages or
+        `max_bytes` bytes waiting."""
+        size = len(stanza.encode())
         async with self._db.transaction() as conn:
             async with conn.execute(
-                "SELECT count(*) FROM offline_messages WHERE owner = ?", (owner,)
+                "SELECT count(*), coalesce(sum(bytes), 0) FROM offline_messages WHERE owner = ?",
+                (owner,),
             ) as cursor:
                 row = await cursor.fetchone()
-            if row is not None and row[0] >= limit:
+            count, total = (row[0], row[1]) if row is not None else (0, 0)
+            if count >= max_count or total + size > max_bytes:
                 return False
             await conn.execute(
-                "INSERT INTO offline_messages (owner, stanza) VALUES (?, ?)", (owner, stanza)
+                "INSERT INTO offline_messages (owner, stanza, bytes) VALUES (?, ?, ?)",
+                (owner, stanza, size),
             )
         return True
 

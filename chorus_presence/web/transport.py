@@ -9,6 +9,12 @@ from aiohttp import WSMsgType, web
 
 from chorus_presence.web import framing
 
+# Like an asyncio transport's flow control: once more than HIGH_WATER bytes are queued, drain()
+# waits until the queue is down to LOW_WATER, so that the stream stops reading a client that
+# does not read its answers.
+HIGH_WATER = 65536
+LOW_WATER = 16384
+
 
 class WebSocketReader:
     def __init__(self, socket: web.WebSocketResponse) -> None:
@@ -56,6 +62,8 @@ class WebSocketWriter:
         self.queued_bytes = 0
         self.closing = False
         self.transport = _Transport(self)
+        self._drained = asyncio.Event()
+        self._drained.set()
         self._sender = asyncio.get_running_loop().create_task(self._send_all())
 
     def get_extra_info(self, name: str, default: object = None) -> object:
@@ -65,16 +73,22 @@ class WebSocketWriter:
         for message in framing.outbound(data):
             self.queued_bytes += len(message)
             self._queue.put_nowait(message)
+        if self.queued_bytes > HIGH_WATER:
+            self._drained.clear()
 
     async def drain(self) -> None:
-        return None
+        """Wait while the queue is above the high-water mark, until the client has taken it
+        down to the low one; ConnectionResetError once the socket is closing."""
+        await self._drained.wait()
+        if self.closing:
+            raise ConnectionResetError("the WebSocket is closed")
 
     def close(self) -> None:
-        self.closing = True
+        self._closing()
         self._queue.put_nowait(None)
 
     def abort(self) -> None:
-        self.closing = True
+        self._closing()
         self._sender.cancel()
         asyncio.get_running_loop().create_task(self._socket.close())
 
@@ -86,8 +100,17 @@ class WebSocketWriter:
         try:
             while (message := await self._queue.get()) is not None:
                 self.queued_bytes -= len(message)
+                if self.queued_bytes <= LOW_WATER:
+                    self._drained.set()
                 await self._socket.send_str(message)
         except ConnectionError:
             pass
         finally:
+            # Nothing queued will be sent now: a stream waiting in drain() must not wait on.
+            self._closing()
             await self._socket.close()
+
+    def _closing(self) -> None:
+        self.closing = True
+        # Wakes a drain() that is waiting, to find the socket closing.
+        self._drained.set()

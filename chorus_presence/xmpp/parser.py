@@ -4,7 +4,8 @@ This module owns the step from raw bytes to stream events: the stream header, ea
 top-level element (stanzas and negotiation elements such as <starttls/>), and the closing
 tag. It also owns the defences that must sit in front of any XML parser facing the network:
 restricted XML (no DTDs, comments, processing instructions or entity references other than
-the predefined ones), a per-element byte cap, a nesting cap and an attribute cap. Every
+the predefined ones), a per-element byte cap, a nesting cap and an attribute cap, and the
+namespace bindings XML Namespaces reserves (`xml`, `xmlns`), which libxml2 only logs. Every
 problem surfaces as a StreamError; deciding what the stream says next is the caller's job.
 
 libxml2 (through lxml's push parser) does the XML well-formedness work. Python only looks at
@@ -44,6 +45,10 @@ _LONGEST_REF = max(len(ref) for ref in _PREDEFINED_REFS)
 # from one version to the next; stopping a little earlier keeps that a policy-violation.
 _DEEPEST = 250
 _ENCODING = re.compile(rb"[ \t\r\n]encoding[ \t\r\n]*=[ \t\r\n]*(['\"])(.*?)\1", re.DOTALL)
+# XML Namespaces section 3 reserves the xml prefix for the XML namespace (and that namespace for
+# it), and the xmlns prefix and namespace for declarations. libxml2 reports a declaration that
+# breaks this (or an empty prefixed one) as this error, drops it and parses on.
+_RESERVED_BINDING = etree.ErrorTypes.NS_ERR_XML_NAMESPACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,8 @@ class StreamParser:
         )
         self._lxml_feed = parser.feed
         self._read_events = parser.read_events
+        self._lxml_parser = parser
+        self._errors_seen = 0  # entries of libxml2's error log already looked at
         self._root: etree._Element | None = None
         self._depth = 0  # open elements below the root
         self._between = False  # at top level, with nothing of the next element fed yet
@@ -140,6 +147,7 @@ class StreamParser:
                 raise StreamError("not-well-formed", exc.msg) from exc
             pos = end
             self._take_events(events)
+            self._check_namespaces()
             if self._closed:
                 if data[pos:].strip(_XML_WHITESPACE):
                     raise StreamError("not-well-formed", "data after the end of the stream")
@@ -207,6 +215,22 @@ class StreamParser:
                     self._between = True
                     self._end_marker = None
                     self._in_end_tag = False
+
+    def _check_namespaces(self) -> None:
+        """Refuse what libxml2 only logs: a binding of a reserved prefix or namespace.
+
+        RFC 6120 section 4.9.3.13 defines not-well-formed as a violation of the rules of XML
+        or of XML Namespaces, which this is; invalid-namespace (4.9.3.10) is about the stream
+        and content namespaces being the wrong ones, not about a declaration being illegal.
+        """
+        errors = self._lxml_parser.feed_error_log
+        count = len(errors)
+        if count == self._errors_seen:
+            return
+        seen, self._errors_seen = self._errors_seen, count
+        for index in range(seen, count):
+            if errors[index].type == _RESERVED_BINDING:
+                raise StreamError("not-well-formed", errors[index].message)
 
     def _open(self, root: etree._Element) -> StreamOpen:
         tag = _tag(root)

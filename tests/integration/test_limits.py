@@ -194,17 +194,21 @@ async def test_failed_logins_throttle_the_address(users: Harness) -> None:
     assert await attempt(users, "127.0.0.3", "bob") == "success"
 
 
-@pytest.mark.server_config(**PLAINTEXT, auth={"max_failures": 10}, limits={"auth_failures": 3})
+@pytest.mark.server_config(
+    **PLAINTEXT,
+    auth={"max_failures": 10},
+    limits={"auth_failures": 3, "auth_account_failures": 3},
+)
 async def test_failed_logins_throttle_the_account(users: Harness) -> None:
-    # Three wrong passwords for alice over two streams from two addresses, neither of which
-    # reaches the limit on its own.
+    # Three wrong passwords for alice from three addresses, none of which reaches the
+    # per-address limit (nor its own back-off) on its own: the per-account ceiling does.
     first = await raw_from(users, "127.0.0.2")
     await features(first)
-    for _ in range(2):
-        assert await sasl_outcome(first, plain_auth("alice", "guess")) == "not-authorized"
-    second = await raw_from(users, "127.0.0.3")
-    await features(second)
-    assert await sasl_outcome(second, plain_auth("alice", "guess")) == "not-authorized"
+    assert await sasl_outcome(first, plain_auth("alice", "guess")) == "not-authorized"
+    for address in ("127.0.0.3", "127.0.0.6"):
+        other = await raw_from(users, address)
+        await features(other)
+        assert await sasl_outcome(other, plain_auth("alice", "guess")) == "not-authorized"
     # alice is throttled wherever she comes from, whatever the mechanism...
     assert await attempt(users, "127.0.0.4", "alice") == "temporary-auth-failure"
     scram = await raw_from(users, "127.0.0.5")

@@ -224,7 +224,12 @@ async def test_messages_to_bare_jid_follow_priority(users: Harness) -> None:
 
 
 async def test_message_to_user_not_logged_in_bounces(users: Harness) -> None:
+    # Only someone who may see alice's presence is told she is not logged in.
+    alice, alice_in = await online(users, "alice")
     bob, bob_in = await online(users, "bob")
+    await befriend(alice, alice_in, bob, bob_in)
+    alice.disconnect()
+    await bob_in.get(lambda s: s.name == "presence" and s["type"] == "unavailable")
     bob.send_message(mto=ALICE, mbody="are you there?", mtype="chat")
     error = await bob_in.get(lambda s: s.name == "message")
     assert error["type"] == "error"

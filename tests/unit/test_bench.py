@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -268,5 +269,111 @@ def test_command_line_parses_every_scenario() -> None:
         ["fanout", "--changes", "2"],
         ["idle", "--sessions", "10", "--server-pid", "1"],
         ["ghost", "--silent", "--silent-bound", "90"],
+        ["abuse", "--seconds", "1", "--roster-items", "30", "--resources", "4"],
+        ["bystander", "--user", "bxping", "--core", "0"],
     ):
         assert parser.parse_args(["--port", "15223", *argv]).scenario == argv[0]
+
+
+# The abuse scenario
+
+
+def test_ping_summary_counts_unanswered_pings_at_their_wait() -> None:
+    summary = bench.ping_summary([1_000_000, 2_000_000, 3_000_000], [900_000_000], errors=1)
+    assert summary == {
+        "pings": 4,
+        "answered": 3,
+        "unanswered": 1,
+        "errors": 1,
+        "p50_ms": 2.0,
+        "p99_ms": 900.0,
+        "max_ms": 900.0,
+    }
+    assert bench.ping_summary([], [])["p99_ms"] is None
+
+
+def test_read_budget_paces_a_slow_reader() -> None:
+    budget = bench.ReadBudget(rate=1000, burst=100, now=0.0)
+    assert budget.spend(60, 0.0)
+    # A read may overdraw it; the reader then waits until the debt is repaid.
+    assert not budget.spend(540, 0.0)
+    assert not budget.available(0.49)
+    assert budget.available(0.51)
+    # Idle time refills up to the burst only.
+    budget.available(100.0)
+    assert budget.tokens == 100
+    with pytest.raises(ValueError):
+        bench.ReadBudget(rate=0, burst=1, now=0.0)
+
+
+def test_roster_set_carries_one_item() -> None:
+    payload = bench.roster_set(bench.contact_jid(7, "bench.local"), b"Contact 7")
+    assert payload == (
+        b"<query xmlns='jabber:iq:roster'><item jid='bxc7@bench.local' name='Contact 7'/></query>"
+    )
+    assert bench.roster_items(payload) == [(b"bxc7@bench.local", b"none")]
+
+
+def test_flood_replies_in_either_style() -> None:
+    result = (
+        b'<iq xmlns="jabber:client" type="result" id="f1"><query xmlns="jabber:iq:roster">'
+        b'<item jid="bxc1@bench.local" name="Contact 1"/></query></iq>'
+    )
+    error = (
+        b"<iq type='error' id='f2'><error type='wait'><resource-constraint"
+        b" xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>"
+    )
+    found = [m[0][:4] for m in bench.FLOOD_REPLY.finditer(result + error + result)]
+    assert found == [b"</qu", b"<iq ", b"</qu"]
+
+
+def test_storm_pong_only_for_its_own_id() -> None:
+    assert bench.STORM_PONG.search(b"<iq type='result' id='ml' from='bench.local'/>")
+    assert bench.STORM_PONG.search(b'<iq xmlns="jabber:client" type="result" id="ml"/>')
+    assert not bench.STORM_PONG.search(b"<iq type='result' id='mlx'/>")
+    assert not bench.STORM_PONG.search(b"<iq type='get' id='html'><ping xmlns='urn:xmpp:ping'/>")
+
+
+def abuse_conn() -> Any:
+    """A connection of the abuse scenario, for feeding its handlers bytes by hand."""
+    run = bench.Run(bench.build_parser().parse_args(["abuse"]))
+    # No transport: what the handlers write goes nowhere.
+    return bench.Conn(run, 0, "bxmulti")
+
+
+STORM_STREAM = b"".join(
+    b"<presence from='bxmulti@bench.local/bench%d'><show>away</show></presence>" % n
+    + (b"<iq type='result' id='ml' to='bxmulti@bench.local/bench0'/>" if n % 3 == 0 else b"")
+    for n in range(30)
+)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=97), min_size=1, max_size=40))
+def test_storm_counts_every_presence_and_pong_once_whatever_the_reads(sizes: list[int]) -> None:
+    conn = abuse_conn()
+    conn.run.storm = bench.Storm(running=True)
+    conn.scanner = bench.MarkerScanner(bench.STORM_PONG)
+    position = 0
+    for size in itertools.cycle(sizes):
+        if position >= len(STORM_STREAM):
+            break
+        bench.storm_data(conn, STORM_STREAM[position : position + size])
+        position += size
+    assert (conn.run.storm.presences, conn.run.storm.changes) == (30, 10)
+
+
+def test_bystander_times_its_own_pings_only() -> None:
+    conn = abuse_conn()
+    conn.run.pings = {b"bp1": 0, b"bp2": 0}
+    bench.bystander_data(
+        conn,
+        b"<iq type='result' id='bp1' from='bench.local'/>"
+        b"<iq type='error' id='bp2' from='bench.local'><error type='cancel'/></iq>"
+        b"<iq type='result' id='other'/>",
+    )
+    assert conn.run.pings == {}
+    assert len(conn.run.rtts_ns) == 2 and conn.run.ping_errors == 1
+
+
+def test_cpu_seconds_of_this_process() -> None:
+    assert bench.cpu_seconds(os.getpid()) > 0

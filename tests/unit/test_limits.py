@@ -257,6 +257,7 @@ def test_limits_take_their_numbers_from_the_config(clock: Clock, tmp_path: Path)
         connections_per_address=2,
         connection_rate=1.5,
         auth_failures=2,
+        auth_account_failures=2,
         auth_failure_window=60.0,
         subscriptions_per_minute=4,
     )

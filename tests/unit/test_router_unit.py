@@ -297,7 +297,8 @@ async def test_an_iq_response_to_a_full_jid_is_delivered(net: Net) -> None:
     await net.send("<iq type='result' id='r1' to='bob@example.com/phone'/>")
     [delivered] = net.bob.received
     assert delivered.get("id") == "r1"
-    assert net.topics == [topics.IQ_OUT]
+    # Through the inbound event too, so the block filter sees responses as well.
+    assert net.topics == [topics.IQ_OUT, topics.IQ_IN_FULL]
 
 
 async def test_an_iq_response_to_the_server_is_not_answered(net: Net) -> None:

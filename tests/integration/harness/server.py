@@ -138,8 +138,11 @@ class Harness:
             lambda: client.connect("127.0.0.1", self.port),
         )
 
-    async def raw(self, *, tls: bool = False) -> RawClient:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+    async def raw(self, *, source: str | None = None) -> RawClient:
+        """A raw TCP connection, from `source` (any of 127.0.0.0/8) when given: limits and
+        throttles count per address."""
+        local = (source, 0) if source is not None else None
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port, local_addr=local)
         client = RawClient(reader, writer)
         self.raw_connections.append(client)
         return client
