@@ -52,7 +52,7 @@ from chorus_presence.services.roster_iq import RosterIq
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.subscriptions import SubscriptionService
 from chorus_presence.services.visibility import VisibilityService
-from chorus_presence.storage.factory import Repositories, open_repositories
+from chorus_presence.storage.factory import Repositories, open_repositories, quiet_driver_logging
 from chorus_presence.web.server import WebListener
 from chorus_presence.xmpp.errors import StreamError
 
@@ -293,8 +293,7 @@ def run_server(config: Config, *, log_level: str | None = None) -> int:
         level=(log_level or config.logging.level).upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # aiosqlite logs every statement at debug level, which drowns the server's own lines.
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    quiet_driver_logging()
     try:
         import uvloop
     except ImportError:

@@ -16,6 +16,7 @@ from chorus_presence.cli import init, presence, rosters, routing, users, visibil
 from chorus_presence.cli.common import FAILURE, USAGE, CliError
 from chorus_presence.config import LOG_LEVELS, Config, ConfigError, load_config, resolve_config_path
 from chorus_presence.storage.database import SchemaError
+from chorus_presence.storage.errors import StorageUnavailable
 
 PROGRAM = "chorus-presence"
 
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(error), USAGE)
     except CliError as error:
         return _fail(str(error), error.exit_code)
-    except (SchemaError, OSError, sqlite3.Error) as error:
+    except (SchemaError, StorageUnavailable, OSError, sqlite3.Error) as error:
         return _fail(str(error), FAILURE)
     except KeyboardInterrupt:
         print(file=sys.stderr)

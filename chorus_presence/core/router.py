@@ -21,7 +21,7 @@ from chorus_presence.core.bus import Bus
 from chorus_presence.core.events import IqRequest, StanzaEvent
 from chorus_presence.core.session import Session, Stream
 from chorus_presence.core.sessions import SessionRegistry
-from chorus_presence.storage.database import StorageUnavailable
+from chorus_presence.storage.errors import StorageUnavailable
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID, JIDError
 from chorus_presence.xmpp.stanza import Element, error_reply, serialize

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import aiosqlite
 
+from chorus_presence.storage.errors import StorageUnavailable
+
 log = logging.getLogger(__name__)
 
 # How long to wait for another process (the admin command line, say) to release its lock.
@@ -38,13 +40,6 @@ _MIGRATION_NAME = re.compile(r"(\d{3})_([a-z0-9_]+)\.sql")
 class SchemaError(Exception):
     """The database cannot be brought to the state this code expects: the schema version
     (or a migration failed), or the journal mode."""
-
-
-class StorageUnavailable(sqlite3.OperationalError):
-    """The database cannot take the write now: the disk is full, or another process held its
-    lock past BUSY_TIMEOUT_MS. Nothing was written, and trying later may succeed.
-
-    A subclass of the driver's OperationalError, so code that catches that still does."""
 
 
 # Primary result codes (the low byte of an extended code) that mean "not now" rather than a

@@ -6,6 +6,7 @@ server receives a `Repositories` and never names a backend.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -85,3 +86,8 @@ def _sqlite(db: Database, domain: str) -> Repositories:
         server_state=ServerStateRepository(db),
         _close=db.close,
     )
+
+
+def quiet_driver_logging() -> None:
+    """The SQLite driver logs every statement at debug level, which drowns the server's own."""
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

@@ -36,6 +36,7 @@ from tests.integration.harness import (
     TIMEOUT,
     Harness,
     RawClient,
+    TopLevel,
     authenticate,
     bind,
     error_condition,
@@ -53,9 +54,6 @@ SM = "urn:xmpp:sm:3"
 CLIENT = "jabber:client"
 STANZA_TAGS = {f"{{{CLIENT}}}{kind}" for kind in ("message", "presence", "iq")}
 PLAINTEXT = {"tls": {"required": False}}
-STREAM_OPEN = (
-    b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
-)
 
 
 @pytest.fixture
@@ -85,10 +83,7 @@ class SmClient:
         self.closed = False
         self._changed = asyncio.Event()
         self._pings = 0
-        self._depth = 0
-        self._root: etree._Element | None = None
-        self._parser = etree.XMLPullParser(events=("start", "end"))
-        self._parser.feed(STREAM_OPEN)
+        self._stream = TopLevel()
         # Bytes that came with the bind result (or the features) belong to what follows.
         self._feed(raw.received)
         raw.received = b""
@@ -104,18 +99,8 @@ class SmClient:
         self._changed.set()
 
     def _feed(self, data: bytes) -> None:
-        self._parser.feed(data)
-        for event, node in self._parser.read_events():
-            if event == "start":
-                self._depth += 1
-                if self._root is None:
-                    self._root = node
-                continue
-            self._depth -= 1
-            if self._depth == 1:
-                assert self._root is not None
-                self._root.remove(node)
-                self._received(node)
+        for node in self._stream.feed(data):
+            self._received(node)
 
     def _received(self, node: etree._Element) -> None:
         if node.tag in STANZA_TAGS:

@@ -35,6 +35,7 @@ from tests.integration.harness.constants import DOMAIN, PASSWORD, TIMEOUT
 from tests.integration.harness.raw import (
     Peer,
     RawClient,
+    TopLevel,
     authenticate,
     bind,
     error_condition,
@@ -68,6 +69,7 @@ __all__ = [
     "RawClient",
     "Run",
     "ServerProcess",
+    "TopLevel",
     "authenticate",
     "befriend",
     "bind",

@@ -206,6 +206,37 @@ def error_condition(stanza: etree._Element) -> tuple[str | None, str | None]:
 
 # A parsing raw client
 
+STREAM_OPENING = (
+    b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+)
+
+
+class TopLevel:
+    """Splits a server's stream into its top-level elements as the bytes arrive, whatever
+    the read boundaries: a stanza, a nonza or a stream error each come out whole."""
+
+    def __init__(self, opening: bytes = STREAM_OPENING) -> None:
+        self._parser = etree.XMLPullParser(events=("start", "end"))
+        self._parser.feed(opening)
+        self._depth = 0
+        self._root: etree._Element | None = None
+
+    def feed(self, data: bytes) -> list[etree._Element]:
+        complete = []
+        self._parser.feed(data)
+        for event, node in self._parser.read_events():
+            if event == "start":
+                self._depth += 1
+                if self._root is None:
+                    self._root = node
+                continue
+            self._depth -= 1
+            if self._depth == 1:
+                assert self._root is not None
+                self._root.remove(node)
+                complete.append(node)
+        return complete
+
 
 class Peer:
     """A bound raw client whose incoming stanzas are parsed as they arrive.
@@ -219,12 +250,7 @@ class Peer:
         self.jid = jid
         self.bare = jid.partition("/")[0]
         self.inbox: list[etree._Element] = []
-        self._parser = etree.XMLPullParser(events=("start", "end"))
-        self._parser.feed(
-            b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
-        )
-        self._depth = 0
-        self._root: etree._Element | None = None
+        self._stream = TopLevel()
         self._waiting: dict[str, asyncio.Future[etree._Element]] = {}
         self.listener: Callable[[etree._Element], None] | None = None
         self._ids = itertools.count()
@@ -243,18 +269,8 @@ class Peer:
                 waiter.set_exception(ConnectionError(f"{self.jid}: connection closed"))
 
     def _feed(self, data: bytes) -> None:
-        self._parser.feed(data)
-        for event, node in self._parser.read_events():
-            if event == "start":
-                self._depth += 1
-                if self._root is None:
-                    self._root = node
-                continue
-            self._depth -= 1
-            if self._depth == 1:
-                assert self._root is not None
-                self._root.remove(node)
-                self._received(node)
+        for node in self._stream.feed(data):
+            self._received(node)
 
     def _received(self, stanza: etree._Element) -> None:
         if self.listener is not None:
