@@ -74,7 +74,7 @@ async def build(
     domain = config.domain
     bus = Bus()
     sessions = SessionRegistry()
-    metrics = Metrics()
+    metrics = Metrics(lambda: len(sessions))
     limits = Limits(config.limits)
     background = BackgroundWork()
     router = StanzaRouter(domain, bus, sessions)

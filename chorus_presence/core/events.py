@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from chorus_presence.core.session import Session, Stream
+from chorus_presence.storage.accounts import RemovedAccount
 from chorus_presence.storage.rosters import RosterChanges
 from chorus_presence.xmpp.jid import JID
 from chorus_presence.xmpp.stanza import Element, iq_result
@@ -111,28 +112,15 @@ class AccountCreated:
 
 
 @dataclass(frozen=True, slots=True)
-class RemovedRosterItem:
-    """Another user's roster item for the removed account, as it was, and their new version."""
-
-    owner: str
-    subscription: str
-    pending_out: bool
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
 class AccountRemoved:
     """An account and every row naming it, on anyone's side, are gone (committed already).
 
-    Services answer for what they keep in memory and tell whoever is online: `roster_items`
-    are the other users' roster items that named the account; the owners in the other fields
-    had a pending request from it, or had it on an XEP-0191 block list.
+    Services answer for what they keep in memory and tell whoever is online, from `rows`:
+    what storage deleted on the other users' side.
     """
 
     user: JID
-    roster_items: tuple[RemovedRosterItem, ...] = ()
-    pending_owners: tuple[str, ...] = ()
-    block_list_owners: tuple[str, ...] = ()
+    rows: RemovedAccount
 
 
 @dataclass(slots=True)

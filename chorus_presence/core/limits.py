@@ -371,32 +371,18 @@ def _pair(account: str, address: str) -> str:
 class RegistrationLimiter:
     """In-band registration attempts: at most `per_hour` from one address in any hour.
 
-    A sliding window rather than a token bucket, so "5 an hour" never lets 9 through in the
-    hour after a burst. Keys beyond MAX_KEYS forget the least recently seen.
+    The sliding window of the login throttle, so "5 an hour" never lets 9 through in the hour
+    after a burst; a refused attempt counts nothing.
     """
 
     WINDOW = 3600.0
 
     def __init__(self, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_hour = per_hour
-        self._clock = clock
-        self._attempts: OrderedDict[str, deque[float]] = OrderedDict()
+        self._attempts = FailureThrottle(per_hour, self.WINDOW, clock)
 
     def allow(self, address: str) -> bool:
         """Count one attempt from `address`; False, counting nothing, when over the limit."""
-        now = self._clock()
-        attempts = self._attempts.pop(address, None)
-        if attempts is None:
-            attempts = deque(maxlen=self.per_hour)
-            if len(self._attempts) >= MAX_KEYS:
-                self._attempts.popitem(last=False)
-        while attempts and attempts[0] <= now - self.WINDOW:
-            attempts.popleft()
-        self._attempts[address] = attempts
-        if len(attempts) >= self.per_hour:
-            return False
-        attempts.append(now)
-        return True
+        return self._attempts.reserve(address) is not None
 
 
 class Limits:

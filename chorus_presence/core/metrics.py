@@ -2,8 +2,9 @@
 accounts created, authentication failures and presence delivery latency.
 
 Each server has its own registry, so several servers in one process (the tests) never clash.
-Stanzas received and the session gauge are counted by handlers of the bus's events; the rest
-by the code that does the work, which is handed this object.
+Stanzas received and accounts created are counted by handlers of the bus's events, the session
+gauge is read from the session registry, and the rest is counted by the code that does the
+work, which is handed this object.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ COUNTING_PRIORITY = 1000
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, bound_sessions: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
         self.sessions = Gauge("chorus_sessions", "Bound client sessions", registry=self.registry)
+        # Read from the session registry at each scrape, so the gauge cannot drift from it.
+        self.sessions.set_function(bound_sessions)
         received = Counter(
             "chorus_stanzas_received",
             "Stanzas received from clients",
@@ -64,8 +67,6 @@ class Metrics:
             ("iq", topics.IQ_OUT),
         ):
             bus.on(topic, self._counter(kind), priority=COUNTING_PRIORITY)
-        bus.on(topics.SESSION_BOUND, lambda _event: self.sessions.inc())
-        bus.on(topics.SESSION_ENDED, lambda _event: self.sessions.dec())
         bus.on(topics.ACCOUNT_CREATED, lambda _event: self.accounts_created.inc())
 
     def _counter(self, kind: str) -> Callable[[StanzaEvent], None]:

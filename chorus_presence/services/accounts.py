@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from chorus_presence.core import topics
 from chorus_presence.core.bus import Bus
-from chorus_presence.core.events import AccountCreated, AccountRemoved, RemovedRosterItem
+from chorus_presence.core.events import AccountCreated, AccountRemoved
 from chorus_presence.services.credentials import (
     MAX_PASSWORD_LENGTH,
     MECHANISMS,
@@ -78,16 +78,7 @@ class AccountService:
             # callback, rather than a remove that returns before telling anyone, so that no
             # caller can forget to fire the event.
             committed()
-        items = tuple(
-            RemovedRosterItem(owner, item.subscription, item.pending_out, version)
-            for owner, (item, version) in removed.roster_items.items()
-        )
-        event = AccountRemoved(
-            JID(removed.username, self._domain),
-            roster_items=items,
-            pending_owners=removed.pending_owners,
-            block_list_owners=removed.block_list_owners,
-        )
+        event = AccountRemoved(JID(removed.username, self._domain), removed)
         await self._bus.notify(topics.ACCOUNT_REMOVED, event)
         return True
 

@@ -201,7 +201,7 @@ class BlockListService:
         """The removed account's list goes, and so does its place on other users' lists."""
         self._lists.pop(event.user, None)
         item = str(event.user)
-        for owner in event.block_list_owners:
+        for owner in event.rows.block_list_owners:
             owner_jid = JID(owner, self._domain)
             items = self._lists.get(owner_jid)
             if items is not None:

@@ -17,11 +17,9 @@ from chorus_presence.core.bus import Bus
 from chorus_presence.core.events import IqRequest, ResourceUnavailable
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
-from chorus_presence.services.subscription_states import SENDS_TO
 from chorus_presence.storage.interfaces import LastActivityStore
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
-from chorus_presence.xmpp.jid import JID
 from chorus_presence.xmpp.stanza import Element, element
 
 QUERY = ns.qname(ns.LAST_ACTIVITY, "query")
@@ -62,18 +60,10 @@ class LastActivityService:
         status = event.presence.findtext(STATUS)
         self._background.run(self.repo.record(owner, self._clock(), status))
 
-    async def may_see(self, requester: JID, user: JID) -> bool:
-        if requester.bare == user:
-            return True
-        assert user.local is not None
-        roster = await self._rosters.roster(user.local)
-        item = roster.items.get(str(requester.bare))
-        return item is not None and item.subscription in SENDS_TO
-
     async def query_user(self, request: IqRequest) -> Element:
         assert request.sender is not None
         user = request.target or request.user
-        if user.local is None or not await self.may_see(request.sender, user):
+        if user.local is None or not await self._rosters.sees(request.sender, user):
             raise StanzaError("forbidden", "You may not see this user's activity")
         query = element("query", namespace=ns.LAST_ACTIVITY)
         if self._presence.available(user):

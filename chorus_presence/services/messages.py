@@ -26,7 +26,6 @@ from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
-from chorus_presence.services.subscription_states import SENDS_TO
 from chorus_presence.storage.interfaces import OfflineMessageStore, PresenceBlockStore
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
@@ -141,13 +140,11 @@ class MessageService:
         if sender.bare == user:
             return True, True
         assert user.local is not None
-        contact = str(sender.bare)
-        if await self._presence_blocks.contains(user.local, contact):
+        if await self._presence_blocks.contains(user.local, str(sender.bare)):
             # Kept from the user's presence, whatever the roster says, and kept out of the
             # user's offline storage.
             return False, False
-        item = (await self._rosters.roster(user.local)).items.get(contact)
-        return item is not None and item.subscription in SENDS_TO, True
+        return await self._rosters.sees(sender, user), True
 
     async def _sees(self, sender: JID, user: JID) -> bool:
         return (await self._standing(sender, user))[0]

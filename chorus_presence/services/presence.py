@@ -243,9 +243,9 @@ class PresenceService:
             self._go_unavailable(session, unavailable, quietly=True)
         if offline_shown:
             unavailable = element("presence", {"type": "unavailable", "from": str(user)})
-            for item in event.roster_items:
+            for owner, (item, _version) in event.rows.roster_items.items():
                 if item.subscription in SEES:
-                    self._deliver_to_available(JID(item.owner, self._domain), unavailable)
+                    self._deliver_to_available(JID(owner, self._domain), unavailable)
 
     # Changes of subscription or blocks, called by the services that committed them
 

@@ -15,6 +15,7 @@ from chorus_presence.core.bus import Bus
 from chorus_presence.core.events import AccountRemoved, SessionEvent, StreamFeatures
 from chorus_presence.core.session import Session
 from chorus_presence.core.sessions import SessionRegistry
+from chorus_presence.services.subscription_states import SENDS_TO
 from chorus_presence.storage.interfaces import RosterStore
 from chorus_presence.storage.rosters import Roster, RosterChanges, RosterItem
 from chorus_presence.xmpp import namespaces as ns
@@ -60,6 +61,15 @@ class RosterService:
             roster = self._cache.setdefault(owner, roster)
         return roster
 
+    async def sees(self, watcher: JID, user: JID) -> bool:
+        """Whether `watcher` may see `user`'s presence: `user` themself, or a contact whose
+        subscription `user` granted (`from` or `both` on `user`'s side, RFC 6121 section 3)."""
+        if watcher.bare == user.bare:
+            return True
+        assert user.local is not None
+        item = (await self.roster(user.local)).items.get(str(watcher.bare))
+        return item is not None and item.subscription in SENDS_TO
+
     def mark_interested(self, session: Session) -> None:
         self._interested.add(session)
 
@@ -76,13 +86,13 @@ class RosterService:
         assert event.user.local is not None
         self._cache.pop(event.user.local, None)
         contact = str(event.user)
-        for removed in event.roster_items:
-            roster = self._cache.get(removed.owner)
+        for owner, (_item, version) in event.rows.roster_items.items():
+            roster = self._cache.get(owner)
             if roster is not None:
                 roster.items.pop(contact, None)
-                roster.version = removed.version
-            self._push(removed.owner, removed.version, _removal(contact))
-        for owner in event.pending_owners:
+                roster.version = version
+            self._push(owner, version, _removal(contact))
+        for owner in event.rows.pending_owners:
             roster = self._cache.get(owner)
             if roster is not None:
                 roster.pending.pop(contact, None)
