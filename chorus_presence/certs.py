@@ -1,6 +1,6 @@
 """Self-signed TLS certificates for a fresh install.
 
-Owns creating the server's certificate and key when none exist yet, and the fingerprint an
+Owns creating the server's certificate and key when none exist yet, and the fingerprints an
 operator compares with what a client shows when it first meets that certificate.
 """
 
@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = datetime.timedelta(days=3650)
+# The fingerprints clients show: most SHA-256, some (profanity, older Psi) only SHA-1.
+FINGERPRINTS = {"SHA-256": hashes.SHA256, "SHA-1": hashes.SHA1}
 # Clients and servers disagree a little about clocks; backdating avoids "not yet valid".
 BACKDATE = datetime.timedelta(hours=1)
 
@@ -34,7 +36,10 @@ def ensure_certificate(cert: Path, key: Path, domain: str) -> bool:
         return False
     for present, missing in ((cert, key), (key, cert)):
         if present.exists():
-            raise CertificateError(f"{present} exists but {missing} does not")
+            raise CertificateError(
+                f"{present} exists but {missing} does not: add {missing}, or move {present}"
+                " away for a new self-signed pair"
+            )
     private_key = ec.generate_private_key(ec.SECP256R1())
     certificate = _build_certificate(private_key, domain)
     key_pem = private_key.private_bytes(
@@ -48,10 +53,11 @@ def ensure_certificate(cert: Path, key: Path, domain: str) -> bool:
     return True
 
 
-def certificate_fingerprint(cert: Path) -> str:
-    """The SHA-256 fingerprint of a PEM certificate, as colon-separated upper-case hex."""
+def certificate_fingerprint(cert: Path, algorithm: str = "SHA-256") -> str:
+    """A fingerprint of a PEM certificate (an algorithm of FINGERPRINTS), as colon-separated
+    upper-case hex."""
     certificate = x509.load_pem_x509_certificate(cert.read_bytes())
-    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+    return certificate.fingerprint(FINGERPRINTS[algorithm]()).hex(":").upper()
 
 
 def is_self_signed(cert: Path) -> bool:

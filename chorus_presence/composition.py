@@ -34,6 +34,7 @@ from chorus_presence.server.metrics_endpoint import MetricsEndpoint
 from chorus_presence.server.session_nonzas import ClientStateService, StreamManagementService
 from chorus_presence.services import (
     adhoc_call_routing,
+    adhoc_state,
     adhoc_visibility,
     legacy_session,
     ping,
@@ -65,6 +66,10 @@ RESERVED_DESCRIPTORS = 64
 ACCEPT_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 # The least time between two warnings that accept() is failing for want of resources.
 ACCEPT_WARNING_SECONDS = 60.0
+# How long a stop waits for the streams it ended to close before it cuts them: room for a
+# lingering close (c2s.LINGER_SECONDS, then CLOSE_WAIT_SECONDS), so that clients that do not
+# read, do not answer or keep sending still let the process exit within a few seconds.
+STREAMS_STOP_SECONDS = 3.5
 
 
 async def build(
@@ -81,7 +86,7 @@ async def build(
     accounts = AccountService(
         repositories.accounts, bus, domain=domain, iterations=config.auth.scram_iterations
     )
-    rosters = RosterService(repositories.rosters, sessions, domain=domain)
+    rosters = RosterService(repositories.rosters, sessions, bus, domain=domain)
     presence = PresenceService(bus, sessions, rosters, metrics, domain=domain)
     block_list = await BlockListService.load(
         repositories.block_lists, rosters, presence, sessions, domain=domain
@@ -102,12 +107,15 @@ async def build(
         rosters,
         subscriptions,
         presence,
+        accounts,
+        sessions,
         domain=domain,
     )
     call_routing = CallRoutingService(
         repositories.settings,
         repositories.routing,
         accounts,
+        repositories.presence_blocks,
         domain=domain,
         admins=config.admins,
         state_of=presence.effective_state,
@@ -115,6 +123,7 @@ async def build(
     adhoc = AdhocService(bus, domain=domain)
     adhoc_visibility.register(adhoc, visibility)
     adhoc_call_routing.register(adhoc, call_routing)
+    adhoc_state.register(adhoc, presence, domain=domain)
     messages = MessageService(
         repositories.offline,
         sessions,
@@ -133,7 +142,7 @@ async def build(
         block_list,
         stream_management,
         ClientStateService(),
-        DiscoService(bus),
+        DiscoService(bus, rosters),
         RegistrationService(accounts, config.registration, admins=config.admins, domain=domain),
         rosters,
         RosterIq(rosters, subscriptions),
@@ -193,7 +202,6 @@ class Server:
         self.config = config
         self.ctx: Components | None = None
         self._listener: asyncio.Server | None = None
-        self._streams: set[asyncio.Task[None]] = set()
         self.metrics_endpoint: MetricsEndpoint | None = None
         self.web: WebListener | None = None
         self.admin_channel: AdminChannel | None = None
@@ -245,17 +253,12 @@ class Server:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self.ctx is not None
-        task = asyncio.current_task()
-        assert task is not None
-        self._streams.add(task)
-        try:
-            await ClientStream(self.ctx.streams, reader, writer).run()
-        finally:
-            self._streams.discard(task)
+        await ClientStream(self.ctx.streams, reader, writer).run()
 
     async def stop(self) -> None:
-        """Stop accepting; tell every contact each user went offline, then end every stream
-        with system-shutdown; finish durable work and close the database."""
+        """Stop accepting; tell every contact each user went offline, then end every stream,
+        TCP and WebSocket, bound or not, with system-shutdown; finish durable work and close
+        the database. Bounded whatever the clients do (STREAMS_STOP_SECONDS)."""
         if self._listener is not None:
             self._listener.close()
         if self.admin_channel is not None:
@@ -265,19 +268,17 @@ class Server:
             await self.metrics_endpoint.stop()
             self.metrics_endpoint = None
         if self.web is not None:
-            await self.web.stop()
-            self.web = None
+            await self.web.stop_accepting()
         ctx = self.ctx
         if ctx is not None:
-            sessions = ctx.sessions.all()
             # Unavailable presence first, while every contact's connection is still open.
             await ctx.bus.notify(topics.SERVER_STOPPING, None)
-            for session in sessions:
-                session.close(StreamError("system-shutdown", "The server is shutting down"))
-        if self._streams:
-            await asyncio.wait(list(self._streams), timeout=5)
-        for task in list(self._streams):
-            task.cancel()
+            connections = ctx.streams.connections
+            connections.close_all(StreamError("system-shutdown", "The server is shutting down"))
+            await connections.wait_closed(STREAMS_STOP_SECONDS)
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._listener.wait_closed(), 1)

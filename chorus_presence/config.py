@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,10 @@ ENV_VAR = "CHORUS_CONFIG"
 DEFAULT_PATH = Path("config/chorus.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 OFFLINE_POLICIES = ("bounce", "store")
-STORAGE_BACKENDS = ("sqlite",)
+STORAGE_BACKENDS = ("sqlite", "postgresql")
+# What `storage.url` may start with: the schemes libpq and asyncpg read.
+POSTGRESQL_SCHEMES = ("postgresql", "postgres")
+_URL_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 MIN_SCRAM_ITERATIONS = 4096
 # scramp refuses more than this, so a larger value would only fail at the first login.
 MAX_SCRAM_ITERATIONS = 10_000_000
@@ -41,9 +45,13 @@ class C2SConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    # The SQLite file, used by the "sqlite" backend.
     database: Path
     # Which implementation of the storage interfaces to open; one of STORAGE_BACKENDS.
     backend: str = "sqlite"
+    # The PostgreSQL connection URL (postgresql://user[:password]@host[:port]/database), used
+    # by the "postgresql" backend; required with it.
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,15 +201,15 @@ def load_config(path: Path) -> Config:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"config {path}: file not found") from None
+        raise ConfigError(f"Config {path}: file not found") from None
     except OSError as exc:
-        raise ConfigError(f"config {path}: cannot read: {exc.strerror}") from None
+        raise ConfigError(f"Config {path}: cannot read: {exc.strerror}") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise ConfigError(f"config {path}: not valid UTF-8") from None
+        raise ConfigError(f"Config {path}: not valid UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"Config {path}: invalid TOML: {exc}") from None
     return _build(data, path.resolve().parent, path)
 
 
@@ -213,7 +221,7 @@ def check_files(config: Config) -> None:
 
 
 def _prefix(source: Path | None) -> str:
-    return f"config {source}" if source else "config"
+    return f"Config {source}" if source else "Config"
 
 
 class _Table:
@@ -323,9 +331,11 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
             port=t.integer("port", 5222, minimum=0, maximum=65535),
         )
     with _section(root, "storage") as t:
+        backend = t.choice("backend", "sqlite", STORAGE_BACKENDS)
         storage = StorageConfig(
             database=t.path("database", "../data/chorus.db"),
-            backend=t.choice("backend", "sqlite", STORAGE_BACKENDS),
+            backend=backend,
+            url=_storage_url(t, backend),
         )
     with _section(root, "tls") as t:
         tls = TLSConfig(
@@ -446,6 +456,36 @@ def _domain(root: _Table, reader: _Reader) -> str:
         return nameprep(domain)
     except JIDError:
         raise reader.error(f"'domain' must be a valid domain name, not {domain!r}") from None
+
+
+def _storage_url(table: _Table, backend: str) -> str | None:
+    """`storage.url`: a postgresql:// URL, required by the postgresql backend. Only its form is
+    checked here; whether the database answers is known when storage opens."""
+    if "url" not in table._data:
+        if backend == "postgresql":
+            raise table._fail("url", 'is required with backend = "postgresql"')
+        return None
+    url = table.string("url", "")
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in POSTGRESQL_SCHEMES or not rest or any(c.isspace() for c in url):
+        raise table._fail(
+            "url",
+            f"must be a URL such as postgresql://user@host:5432/database, not {display_url(url)!r}",
+        )
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL with any password (before the host, or as a `password` parameter) hidden, fit
+    for messages and logs."""
+    url = _URL_PASSWORD_PARAMETER.sub(r"\1***", url)
+    scheme, separator, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not separator or not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{separator}{user}:***{at}{host}{slash}{tail}"
 
 
 def _string_list(table: _Table, key: str, default: tuple[str, ...]) -> list[str]:

@@ -58,7 +58,9 @@ class AdminChannel:
             try:
                 sock.bind(str(self.path))
             except OSError as error:
-                raise OSError(f"admin socket {self.path}: {error.strerror or error}") from None
+                raise OSError(
+                    f"Cannot create the admin socket {self.path}: {error.strerror or error}"
+                ) from None
             finally:
                 os.umask(previous)
             created = self.path.stat()
@@ -94,7 +96,7 @@ class AdminChannel:
         except FileNotFoundError:
             return
         if not stat.S_ISSOCK(mode):
-            raise OSError(f"admin socket {self.path}: the file exists and is not a socket")
+            raise OSError(f"The admin socket {self.path} exists and is not a socket")
         try:
             _, writer = await asyncio.open_unix_connection(str(self.path))
         except (FileNotFoundError, ConnectionRefusedError):
@@ -102,7 +104,7 @@ class AdminChannel:
                 self.path.unlink()
             return
         writer.close()
-        raise AdminChannelInUse(f"admin socket {self.path} is in use by another running server")
+        raise AdminChannelInUse(f"The admin socket {self.path} is in use by another running server")
 
     def _remove_socket_file(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -120,7 +122,8 @@ class AdminChannel:
                 try:
                     line = await reader.readline()
                 except ValueError:
-                    writer.write(_encode({"ok": False, "error": "request too large"}))
+                    error = f"The request is longer than {MAX_REQUEST_BYTES} bytes"
+                    writer.write(_encode({"ok": False, "error": error}))
                     break
                 if not line:
                     break
@@ -140,19 +143,19 @@ class AdminChannel:
         try:
             request = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError):
-            return {"ok": False, "error": "the request is not JSON"}
+            return {"ok": False, "error": "The request is not JSON"}
         if not isinstance(request, dict) or not isinstance(request.get("command"), str):
-            return {"ok": False, "error": 'a request is {"command": NAME, "args": {...}}'}
+            return {"ok": False, "error": 'A request is {"command": NAME, "args": {...}}'}
         args = request.get("args", {})
         if not isinstance(args, dict):
-            return {"ok": False, "error": "'args' must be an object"}
+            return {"ok": False, "error": "The args of a request are a JSON object"}
         try:
             result = await execute(self.ctx, request["command"], args)
         except (AdminError, StanzaError) as error:
             return {"ok": False, "error": error_message(error)}
         except Exception:
             log.exception("admin command %s failed", request["command"])
-            return {"ok": False, "error": "internal error; see the server log"}
+            return {"ok": False, "error": "Internal error: see the server log"}
         return {"ok": True, "result": result}
 
 

@@ -26,7 +26,7 @@ SECRET_ARGUMENTS = frozenset({"password"})
 def lookup(name: str) -> Command:
     command = COMMANDS.get(name)
     if command is None:
-        raise AdminError(f"unknown admin command {name!r}")
+        raise AdminError(f"Unknown admin command {name!r}")
     return command
 
 
@@ -36,7 +36,7 @@ async def execute(ctx: Components, name: str, args: dict[str, Any]) -> Any:
     try:
         bound = inspect.signature(command.run).bind(ctx, **args)
     except TypeError as error:
-        raise AdminError(f"{name}: bad arguments: {error}") from None
+        raise AdminError(f"Bad arguments for {name}: {error}") from None
     shown = {key: value for key, value in args.items() if key not in SECRET_ARGUMENTS}
     log.info("admin: %s %s", name, shown)
     return await command.run(*bound.args, **bound.kwargs)

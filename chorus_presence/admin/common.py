@@ -26,11 +26,17 @@ class Command:
 
 def user_jid(ctx: Components, text: str) -> JID:
     """The bare JID that USER names: a localpart, or a bare JID on this server's domain."""
-    jid = _jid(text, ctx.domain, "username")
-    if jid.local is None or not jid.is_bare:
-        raise AdminError(f"bad username: {text!r} is not a localpart or a bare JID")
+    jid = _jid(text, ctx.domain)
+    if jid.local is None:
+        if jid.is_bare:
+            raise AdminError(f"{jid} is a domain, not a user")
+        raise AdminError(
+            f"{text!r} is not a user: give a localpart (alice) or a bare JID (alice@{ctx.domain})"
+        )
+    if not jid.is_bare:
+        raise AdminError(f"{text!r} is a full JID: give the bare JID {jid.bare}")
     if jid.domain != ctx.domain:
-        raise AdminError(f"bad username: {jid} is not on this server's domain {ctx.domain}")
+        raise AdminError(f"{jid} is not on this server's domain {ctx.domain}")
     return jid
 
 
@@ -38,7 +44,7 @@ async def existing_user(ctx: Components, text: str) -> JID:
     jid = user_jid(ctx, text)
     assert jid.local is not None
     if not await ctx.accounts.exists(jid.local):
-        raise AdminError(f"no such user: {jid}")
+        raise AdminError(f"No such user {jid}")
     return jid
 
 
@@ -51,9 +57,9 @@ async def existing_username(ctx: Components, text: str) -> str:
 
 def contact_jid(ctx: Components, text: str) -> JID:
     """A contact's bare JID; a localpart alone names a user of this server."""
-    jid = _jid(text, ctx.domain, "contact")
+    jid = _jid(text, ctx.domain)
     if not jid.is_bare:
-        raise AdminError(f"bad contact: {text!r} is not a bare JID")
+        raise AdminError(f"{text!r} is a full JID: give the bare JID {jid.bare}")
     return jid
 
 
@@ -64,10 +70,12 @@ def error_message(error: AdminError | StanzaError) -> str:
     return str(error)
 
 
-def _jid(text: str, domain: str, what: str) -> JID:
-    # '@' and '/' cannot occur in a localpart, so without them the text is one.
-    is_localpart = "@" not in text and "/" not in text
+def _jid(text: str, domain: str) -> JID:
+    # '@' and '/' cannot occur in a localpart, so without them the text is one; but the
+    # server's own domain names the domain, as an operator who types it means.
+    is_localpart = "@" not in text and "/" not in text and text.lower() != domain
     try:
         return JID(text, domain) if is_localpart else JID.parse(text)
     except JIDError as error:
-        raise AdminError(f"bad {what}: {error}") from None
+        what = "username" if is_localpart else "JID"
+        raise AdminError(f"{text!r} is not a valid {what}: {error}") from None

@@ -40,7 +40,7 @@ async def session_kick(ctx: Components, jid: str) -> dict[str, list[str]]:
         found = ctx.sessions.get(target)
         sessions = [found] if found is not None else []
     if not sessions:
-        raise AdminError(f"no session for {target}")
+        raise AdminError(f"No session for {target}")
     for session in sessions:
         # policy-violation (RFC 6120 4.9.3.18): the server's operator decided the session
         # ends. 'conflict' would blame another resource, and 'reset' or 'system-shutdown'
@@ -118,7 +118,7 @@ def _session_jid(ctx: Components, text: str) -> JID:
     try:
         return bare.with_resource(resource)
     except JIDError as error:
-        raise AdminError(f"bad JID: {error}") from None
+        raise AdminError(f"{text!r} is not a valid JID: {error}") from None
 
 
 COMMANDS = {

@@ -50,9 +50,11 @@ async def add(
     assert jid.local is not None
     other = contact_jid(ctx, contact)
     if other == jid:
-        raise AdminError("a user cannot be in their own roster")
+        raise AdminError(f"{jid} cannot be a contact in their own roster")
     if name is not None and not 0 < len(name.encode()) <= MAX_TEXT_BYTES:
-        raise AdminError(f"a name is 1 to {MAX_TEXT_BYTES} bytes")
+        raise AdminError(
+            f"A contact's name is 1 to {MAX_TEXT_BYTES} bytes, not {len(name.encode())}"
+        )
     unique = _groups(groups or [])
     async with ctx.rosters.lock:
         roster = await ctx.rosters.roster(jid.local)
@@ -79,7 +81,7 @@ async def link(ctx: Components, user: str, contact: str) -> dict[str, object]:
     first = await existing_user(ctx, user)
     second = await existing_user(ctx, contact)
     if first == second:
-        raise AdminError("a user cannot be linked with themselves")
+        raise AdminError(f"{first} cannot be linked with themselves")
     await _link(ctx, first, second)
     return {"user": str(first), "contact": str(second)}
 
@@ -90,7 +92,7 @@ async def group_sync(ctx: Components, group: str, users: list[str]) -> dict[str,
     (group,) = _groups([group])
     members = list(dict.fromkeys([await existing_user(ctx, user) for user in users]))
     if len(members) < 2:
-        raise AdminError("a group needs at least two different users")
+        raise AdminError(f"Group {group!r} needs at least two different users")
     linked = 0
     for first, second in combinations(members, 2):
         linked += await _link(ctx, first, second)
@@ -153,9 +155,11 @@ def _groups(groups: list[str]) -> tuple[str, ...]:
     for group in unique:
         # RFC 6121 section 2.1.2.4 forbids empty group names.
         if not 0 < len(group.encode()) <= MAX_TEXT_BYTES:
-            raise AdminError(f"a group name is 1 to {MAX_TEXT_BYTES} bytes")
+            raise AdminError(
+                f"A group name is 1 to {MAX_TEXT_BYTES} bytes, not {len(group.encode())}"
+            )
     if len(unique) > MAX_GROUPS:
-        raise AdminError(f"at most {MAX_GROUPS} groups per item")
+        raise AdminError(f"A contact is in at most {MAX_GROUPS} groups, not {len(unique)}")
     return unique
 
 

@@ -2,13 +2,18 @@
 device rings now; and the permission to ask that of any user (a PBX's account).
 
 The call routing service validates every configuration; these commands only translate it.
+Setting changes only the settings named, so that switching routing on keeps the devices.
 """
 
 from __future__ import annotations
 
-from chorus_presence.admin.common import Command, existing_username
+from dataclasses import replace
+
+from chorus_presence.admin.common import AdminError, Command, existing_username
 from chorus_presence.server.components import Components
 from chorus_presence.services.call_routing import Device, RoutingConfig
+
+SETTINGS = ("enabled", "default", "devices", "map")
 
 
 async def show(ctx: Components, user: str) -> dict[str, object]:
@@ -21,22 +26,26 @@ async def show(ctx: Components, user: str) -> dict[str, object]:
     }
 
 
-async def set_(
-    ctx: Components,
-    user: str,
-    devices: list[dict[str, str]],
-    mapping: dict[str, str],
-    enabled: bool,
-    default: str | None = None,
-) -> dict[str, object]:
-    """Replace the user's whole routing configuration."""
-    config = RoutingConfig(
-        enabled=enabled,
-        default_device=default,
-        devices=tuple(Device(device["name"], device["kind"]) for device in devices),
-        mapping=dict(mapping),
-    )
-    await ctx.call_routing.replace(await existing_username(ctx, user), config)
+async def set_(ctx: Components, user: str, **changes: object) -> dict[str, object]:
+    """Change the settings given and keep the others: `enabled` (a boolean), `default` (a
+    device's name, None for none), `devices` (the whole list, each {"name", "kind"}) and `map`
+    (state -> a device's name, or None to unmap the state; other states keep theirs)."""
+    unknown = sorted(set(changes) - set(SETTINGS))
+    if unknown:
+        raise AdminError(
+            f"Unknown routing setting {unknown[0]!r}: the settings are {', '.join(SETTINGS)}"
+        )
+    owner = await existing_username(ctx, user)
+    config = await ctx.call_routing.config(owner)
+    if "enabled" in changes:
+        config = replace(config, enabled=bool(changes["enabled"]))
+    if "default" in changes:
+        config = replace(config, default_device=_name(changes["default"]))
+    if "devices" in changes:
+        config = replace(config, devices=_devices(changes["devices"]))
+    if "map" in changes:
+        config = replace(config, mapping=_mapping(config.mapping, changes["map"]))
+    await ctx.call_routing.replace(owner, config)
     return await show(ctx, user)
 
 
@@ -59,6 +68,36 @@ async def grant(ctx: Components, user: str) -> dict[str, object]:
 async def revoke(ctx: Components, user: str) -> dict[str, object]:
     await ctx.call_routing.set_permission(await existing_username(ctx, user), False)
     return await show(ctx, user)
+
+
+def _name(value: object) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise AdminError(f"A device is named by a string, not {value!r}")
+    return value
+
+
+def _devices(value: object) -> tuple[Device, ...]:
+    if not isinstance(value, list):
+        raise AdminError(f"The devices are a list, not {value!r}")
+    devices = []
+    for device in value:
+        if not isinstance(device, dict) or not {"name", "kind"} <= device.keys():
+            raise AdminError(f"A device is {{'name': ..., 'kind': ...}}, not {device!r}")
+        devices.append(Device(str(device["name"]), str(device["kind"])))
+    return tuple(devices)
+
+
+def _mapping(current: dict[str, str], value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise AdminError(f"The map is an object of state -> device, not {value!r}")
+    mapping = dict(current)
+    for state, name in value.items():
+        device = _name(name)
+        if device is None:
+            mapping.pop(state, None)
+        else:
+            mapping[state] = device
+    return mapping
 
 
 def _config(config: RoutingConfig) -> dict[str, object]:

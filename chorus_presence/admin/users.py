@@ -1,7 +1,8 @@
 """Admin commands on accounts: add, remove, passwords, disabling, listing and export.
 
 Removing an account goes through the one removal every path shares; disabling one ends its
-sessions at once.
+sessions at once. Disabling a disabled account (or enabling an enabled one) changes nothing and
+succeeds, saying so in `changed`: a script that makes sure of a state can run again.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ async def add(ctx: Components, user: str, password: str) -> dict[str, str]:
     try:
         await ctx.accounts.create(jid.local, password)
     except AccountExists:
-        raise AdminError(f"user {jid} already exists") from None
+        raise AdminError(f"User {jid} already exists") from None
     except InvalidUsername as error:
-        raise AdminError(f"bad username: {error}") from None
+        raise AdminError(f"{user!r} is not a valid username: {error}") from None
     except InvalidPassword as error:
-        raise AdminError(f"bad password: {error}") from None
+        raise AdminError(_capitalised(str(error))) from None
     return _entry(jid)
 
 
@@ -40,9 +41,9 @@ async def passwd(ctx: Components, user: str, password: str) -> dict[str, str]:
     try:
         changed = await ctx.accounts.change_password(jid.local, password)
     except InvalidPassword as error:
-        raise AdminError(f"bad password: {error}") from None
+        raise AdminError(_capitalised(str(error))) from None
     if not changed:
-        raise AdminError(f"no such user: {jid}")
+        raise AdminError(f"No such user {jid}")
     return _entry(jid)
 
 
@@ -50,22 +51,25 @@ async def remove(ctx: Components, user: str) -> dict[str, str]:
     jid = user_jid(ctx, user)
     assert jid.local is not None
     if not await ctx.accounts.remove(jid.local):
-        raise AdminError(f"no such user: {jid}")
+        raise AdminError(f"No such user {jid}")
     return _entry(jid)
 
 
-async def disable(ctx: Components, user: str) -> dict[str, str]:
-    jid = await _set_disabled(ctx, user, True)
+async def disable(ctx: Components, user: str) -> dict[str, object]:
+    jid, changed = await _set_disabled(ctx, user, True)
     _end_sessions(ctx, jid, "The account was disabled")
-    return _entry(jid)
+    return {**_entry(jid), "disabled": True, "changed": changed}
 
 
-async def enable(ctx: Components, user: str) -> dict[str, str]:
-    return _entry(await _set_disabled(ctx, user, False))
+async def enable(ctx: Components, user: str) -> dict[str, object]:
+    jid, changed = await _set_disabled(ctx, user, False)
+    return {**_entry(jid), "disabled": False, "changed": changed}
 
 
-async def list_(ctx: Components) -> list[dict[str, str]]:
-    return [_entry(JID(name, ctx.domain)) for name in await ctx.accounts.usernames()]
+async def list_(ctx: Components) -> list[dict[str, object]]:
+    """Every account, disabled ones too, each with its state."""
+    accounts = await ctx.accounts.list_with_status()
+    return [{**_entry(JID(name, ctx.domain)), "disabled": disabled} for name, disabled in accounts]
 
 
 async def export(ctx: Components) -> list[dict[str, object]]:
@@ -74,12 +78,18 @@ async def export(ctx: Components) -> list[dict[str, object]]:
     return [{"username": name, "disabled": disabled} for name, disabled in accounts]
 
 
-async def _set_disabled(ctx: Components, user: str, disabled: bool) -> JID:
+async def _set_disabled(ctx: Components, user: str, disabled: bool) -> tuple[JID, bool]:
+    """The account's JID, and whether it changed."""
     jid = user_jid(ctx, user)
     assert jid.local is not None
-    if not await ctx.accounts.set_disabled(jid.local, disabled):
-        raise AdminError(f"no such user: {jid}")
-    return jid
+    before = await ctx.accounts.is_disabled(jid.local)
+    if before is None:
+        raise AdminError(f"No such user {jid}")
+    changed = before != disabled
+    if changed and not await ctx.accounts.set_disabled(jid.local, disabled):
+        # Removed since it was read.
+        raise AdminError(f"No such user {jid}")
+    return jid, changed
 
 
 def _end_sessions(ctx: Components, jid: JID, text: str) -> None:
@@ -87,6 +97,11 @@ def _end_sessions(ctx: Components, jid: JID, text: str) -> None:
     # log it in, so it should not try again.
     for session in ctx.sessions.of_account(jid):
         session.close(StreamError("not-authorized", text))
+
+
+def _capitalised(text: str) -> str:
+    # The password checks say "password is empty"; the operator reads "Password is empty".
+    return text[:1].upper() + text[1:]
 
 
 def _entry(jid: JID) -> dict[str, str]:

@@ -1,13 +1,14 @@
 """Admin commands on who may see a user's presence: the policy, the allowed, blocked and
 pending lists, and presence automation. Each change is the visibility service's own, so the
-contacts concerned see (or stop seeing) the user at once.
+contacts concerned see (or stop seeing) the user at once, and the service alone decides what
+it takes: its refusals reach the operator as they are.
 """
 
 from __future__ import annotations
 
-from chorus_presence.admin.common import AdminError, Command, contact_jid, existing_username
+from chorus_presence.admin.common import Command, existing_username
 from chorus_presence.server.components import Components
-from chorus_presence.services.visibility import POLICIES, VisibilityOverview
+from chorus_presence.services.visibility import VisibilityOverview
 
 
 async def show(ctx: Components, user: str) -> dict[str, object]:
@@ -28,27 +29,25 @@ async def pending(ctx: Components, user: str) -> list[dict[str, str | None]]:
 
 
 async def policy(ctx: Components, user: str, policy: str) -> dict[str, object]:
-    if policy not in POLICIES:
-        raise AdminError(f"the policy is one of {', '.join(POLICIES)}, not {policy!r}")
     await ctx.visibility.set_policy(await existing_username(ctx, user), policy)
     return await show(ctx, user)
 
 
 async def allow(ctx: Components, user: str, contact: str) -> dict[str, object]:
     owner = await existing_username(ctx, user)
-    await ctx.visibility.allow(owner, str(contact_jid(ctx, contact)))
+    await ctx.visibility.allow(owner, _contact(ctx, contact))
     return await show(ctx, user)
 
 
 async def block(ctx: Components, user: str, contact: str) -> dict[str, object]:
     owner = await existing_username(ctx, user)
-    await ctx.visibility.block(owner, str(contact_jid(ctx, contact)))
+    await ctx.visibility.block(owner, _contact(ctx, contact))
     return await show(ctx, user)
 
 
 async def accept(ctx: Components, user: str, contact: str) -> dict[str, object]:
     owner = await existing_username(ctx, user)
-    await ctx.visibility.accept(owner, str(contact_jid(ctx, contact)))
+    await ctx.visibility.accept(owner, _contact(ctx, contact))
     return await show(ctx, user)
 
 
@@ -56,6 +55,15 @@ async def automation(ctx: Components, user: str, enabled: bool) -> dict[str, obj
     """Presence automation: contacts see "Away, Not logged in" while the user is offline."""
     await ctx.visibility.set_away_when_offline(await existing_username(ctx, user), enabled)
     return await show(ctx, user)
+
+
+def _contact(ctx: Components, text: str) -> str:
+    """The contact as the service reads it: a localpart alone names a user of this server, as
+    everywhere on the command line ('@' and '/' cannot occur in a localpart), though the
+    server's own domain names the domain."""
+    if "@" in text or "/" in text or text.lower() == ctx.domain:
+        return text
+    return f"{text}@{ctx.domain}"
 
 
 def _requests(overview: VisibilityOverview) -> list[dict[str, str | None]]:

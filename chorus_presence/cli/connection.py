@@ -3,7 +3,7 @@
 While the server runs, its admin socket answers and every command goes through it, so
 changes are live and nothing races the server's own writes. While it is stopped, the commands
 that need only the database run in-process, through the same functions on a server started
-without listeners; the others fail with "the server is not running".
+without listeners; the others fail with "The server is not running".
 """
 
 from __future__ import annotations
@@ -78,11 +78,13 @@ class LiveAdmin:
         except PermissionError:
             sock.close()
             raise CliError(
-                f"admin socket {path}: permission denied; run this as the server's user"
+                f"Permission denied on the admin socket {path}: run this as the server's user"
             ) from None
         except OSError as error:
             sock.close()
-            raise CliError(f"admin socket {path}: {error.strerror or error}") from None
+            raise CliError(
+                f"Cannot connect to the admin socket {path}: {error.strerror or error}"
+            ) from None
         return cls(sock)
 
     def call(self, command: str, **args: Any) -> Any:
@@ -91,15 +93,15 @@ class LiveAdmin:
             self._sock.sendall(request)
             line = self._responses.readline()
         except OSError as error:
-            raise CliError(f"admin channel: {error.strerror or error}") from None
+            raise CliError(f"The admin connection failed: {error.strerror or error}") from None
         if not line:
-            raise CliError("the server closed the admin connection")
+            raise CliError("The server closed the admin connection")
         try:
             response = json.loads(line)
         except ValueError:
-            raise CliError("the admin channel answered something that is not JSON") from None
+            raise CliError("The admin socket answered with something that is not JSON") from None
         if not response.get("ok"):
-            raise Refused(response.get("error") or "the server refused the request")
+            raise Refused(response.get("error") or "The server refused the request")
         return response.get("result")
 
     def close(self) -> None:
@@ -130,7 +132,8 @@ class OfflineAdmin:
 
         try:
             if not lookup(command).offline_safe:
-                raise CliError("the server is not running")
+                name = command.replace(".", " ")
+                raise CliError(f"The server is not running, and {name} needs it")
             if self._runner is None:
                 self._runner = self._start()
             assert self._server.ctx is not None

@@ -12,6 +12,7 @@ import asyncio
 from rich.markup import escape
 
 from chorus_presence.certs import (
+    FINGERPRINTS,
     CertificateError,
     certificate_fingerprint,
     ensure_certificate,
@@ -19,7 +20,7 @@ from chorus_presence.certs import (
 )
 from chorus_presence.cli.common import CliError, command_hint, console
 from chorus_presence.config import Config
-from chorus_presence.storage.database import Database
+from chorus_presence.storage.factory import prepare
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,18 +35,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    database = config.storage.database
-    database_existed = database.exists()
-    version = asyncio.run(_migrate(config))
-    if database_existed:
-        _report("exists", f"database {database} (schema version {version})")
-    else:
-        _report("created", f"database {database}")
+    prepared = asyncio.run(prepare(config.storage))
+    _report("created" if prepared.created else "exists", prepared.description)
 
     try:
         created = ensure_certificate(config.tls.cert, config.tls.key, config.domain)
     except CertificateError as error:
-        raise CliError(f"TLS certificate: {error}") from None
+        raise CliError(str(error)) from None
     if created:
         _report("created", f"self-signed certificate for {config.domain}: {config.tls.cert}")
         _report("created", f"private key {config.tls.key}")
@@ -54,28 +50,26 @@ def run(args: argparse.Namespace, config: Config) -> int:
         _report("exists", f"private key {config.tls.key}")
 
     try:
-        fingerprint = certificate_fingerprint(config.tls.cert)
+        fingerprints = {
+            name: certificate_fingerprint(config.tls.cert, name) for name in FINGERPRINTS
+        }
         self_signed = is_self_signed(config.tls.cert)
     except ValueError as error:
-        raise CliError(f"{config.tls.cert}: not a PEM certificate: {error}") from None
-    console.print(f"\nCertificate SHA-256 fingerprint:\n  {fingerprint}", soft_wrap=True)
+        raise CliError(f"{config.tls.cert} is not a PEM certificate: {error}") from None
+    console.print("\nCertificate fingerprints:", soft_wrap=True)
+    label_width = max(len(name) for name in fingerprints)
+    for name, fingerprint in fingerprints.items():
+        console.print(f"  {name:<{label_width}}  {fingerprint}", soft_wrap=True)
     if self_signed:
         console.print(
             "Clients will warn that this self-signed certificate is not trusted: accept it"
-            " only if they show this fingerprint.",
+            " only if they show one of these fingerprints (some show them in lower case,"
+            " without colons).",
             soft_wrap=True,
         )
     hint = escape(command_hint(args.config))
     console.print(f"\nAdd a user with:\n  {hint} user add alice", soft_wrap=True)
     return 0
-
-
-async def _migrate(config: Config) -> int:
-    db = await Database.open(config.storage.database)
-    try:
-        return await db.schema_version()
-    finally:
-        await db.close()
 
 
 def _report(status: str, what: str) -> None:

@@ -10,6 +10,8 @@ import argparse
 import sqlite3
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 from chorus_presence import __version__
 from chorus_presence.cli import init, presence, rosters, routing, users, visibility
@@ -19,17 +21,36 @@ from chorus_presence.storage.database import SchemaError
 from chorus_presence.storage.errors import StorageUnavailable
 
 PROGRAM = "chorus-presence"
+# Each parser keeps its own --config under this prefix and its prog, so that main() sees every
+# one given, before the command and after it.
+CONFIG_DEST = "config given to "
+
+
+class Parser(argparse.ArgumentParser):
+    """Every command of the tree takes --config, and usage errors are one line on stderr like
+    every other error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--config",
+            metavar="PATH",
+            dest=CONFIG_DEST + self.prog,
+            default=argparse.SUPPRESS,
+            help="configuration file (default: $CHORUS_CONFIG, else config/chorus.toml)",
+        )
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            USAGE, f"{PROGRAM}: {message[:1].upper()}{message[1:]}; see '{self.prog} --help'\n"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # Typed as the base class, which every command module extends.
+    parser: argparse.ArgumentParser = Parser(
         prog=PROGRAM,
         description="A presence server that speaks XMPP.",
-    )
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help="configuration file (default: $CHORUS_CONFIG, else config/chorus.toml)",
     )
     parser.add_argument("--version", action="version", version=f"{PROGRAM} {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
@@ -64,13 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         # argparse exits by itself for --help, --version and usage errors (code 2).
         return exit_.code if isinstance(exit_.code, int) else USAGE
     try:
+        args.config = _config_option(args)
         config = load_config(resolve_config_path(args.config))
         return args.handler(args, config)
     except ConfigError as error:
         return _fail(str(error), USAGE)
     except CliError as error:
         return _fail(str(error), error.exit_code)
-    except (SchemaError, StorageUnavailable, OSError, sqlite3.Error) as error:
+    except OSError as error:
+        return _fail(_os_error(error), FAILURE)
+    except (SchemaError, StorageUnavailable, sqlite3.Error) as error:
         return _fail(str(error), FAILURE)
     except KeyboardInterrupt:
         print(file=sys.stderr)
@@ -82,6 +106,31 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     from chorus_presence.composition import run_server
 
     return run_server(config, log_level=args.log_level)
+
+
+def _config_option(args: argparse.Namespace) -> str | None:
+    """The one configuration file given, wherever on the command line."""
+    chosen: str | None = None
+    for name, value in vars(args).items():
+        if not name.startswith(CONFIG_DEST):
+            continue
+        if chosen is None:
+            chosen = value
+        elif Path(value).resolve() != Path(chosen).resolve():
+            raise CliError(
+                f"Two configuration files are given, {chosen!r} and {value!r}: give --config once",
+                USAGE,
+            )
+    return chosen
+
+
+def _os_error(error: OSError) -> str:
+    # "[Errno 2] No such file or directory: 'x'" reads as "x: No such file or directory".
+    if error.strerror is None:
+        return str(error)
+    if error.filename is not None:
+        return f"{error.filename}: {error.strerror}"
+    return error.strerror[:1].upper() + error.strerror[1:]
 
 
 def _fail(message: str, exit_code: int) -> int:

@@ -7,18 +7,10 @@ import argparse
 import time
 
 from rich.markup import escape
-from rich.table import Table
 
-from chorus_presence.cli.common import (
-    USAGE,
-    CliError,
-    console,
-    count,
-    json_option,
-    print_json,
-    yes_no,
-)
+from chorus_presence.cli.common import console, count, json_option, print_json, yes_no
 from chorus_presence.cli.connection import call, connect
+from chorus_presence.cli.tables import Table
 from chorus_presence.config import Config
 
 KIND_LABELS = {"message": "Messages", "presence": "Presence", "iq": "IQs"}
@@ -67,7 +59,7 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     stats.add_argument(
         "--interval",
-        type=float,
+        type=_seconds,
         default=1.0,
         metavar="SECONDS",
         help="how long to measure the rates over (default: 1)",
@@ -85,24 +77,29 @@ def _presence(args: argparse.Namespace, config: Config) -> int:
     if not users:
         console.print("Nobody is online")
         return 0
-    table = Table("User", "Effective state", "Resource", "State", "Status", "Priority")
+    table = Table(
+        "User",
+        "Effective state",
+        "Resource",
+        "State",
+        "Status",
+        "Priority",
+        caption=f"{count(len(users), 'user')} online" if args.user is None else None,
+        grouped=2,
+    )
     for user in users:
-        # The user's own columns only on their first line.
-        own = [escape(user["jid"]), user["effective_state"]]
+        own = (user["jid"], user["effective_state"])
         if not user["resources"]:
             table.add_row(*own, "", "", "", "")
         for resource in user["resources"]:
             table.add_row(
                 *own,
-                escape(resource["resource"]),
+                resource["resource"],
                 resource["state"],
-                escape(resource["status"] or ""),
+                resource["status"] or "",
                 str(resource["priority"]),
             )
-            own = ["", ""]
-    if args.user is None:
-        table.caption = f"{count(len(users), 'user')} online"
-    console.print(table)
+    table.print()
     return 0
 
 
@@ -126,15 +123,15 @@ def _sessions(args: argparse.Namespace, config: Config) -> int:
     )
     for session in sessions:
         table.add_row(
-            escape(session["jid"]),
-            escape(session["peer"]),
+            session["jid"],
+            session["peer"],
             yes_no(session["tls"]),
             session["state"] or "(no presence)",
             yes_no(session["resumable"]),
             yes_no(session["hibernating"]),
             yes_no(session["inactive"]),
         )
-    console.print(table)
+    table.print()
     return 0
 
 
@@ -148,9 +145,18 @@ def _kick(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    # NaN fails the comparison too.
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
 def _stats(args: argparse.Namespace, config: Config) -> int:
-    if not args.interval > 0:
-        raise CliError("--interval must be a positive number of seconds", USAGE)
     with connect(config) as admin:
         before = admin.call("stats")
         # Waiting here, not in the server: it keeps serving while the rates are measured.
@@ -168,7 +174,7 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print_json(after)
         return 0
-    table = Table("", "Now", title="Server")
+    table = Table("Server", "Now")
     for label, key in (
         ("Sessions", "sessions"),
         ("Users online", "online_users"),
@@ -177,8 +183,9 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
         ("Accounts", "accounts"),
     ):
         table.add_row(label, str(after[key]))
-    console.print(table)
-    counters = Table("", "Since start", "Per second", title="Counters")
+    table.print()
+    console.print()
+    counters = Table("Counters", "Since start", "Per second")
     rates = after["rates"]
     for direction in ("received", "sent"):
         for kind, total in after[f"stanzas_{direction}"].items():
@@ -190,7 +197,7 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
         ("Auth failures", "auth_failures"),
     ):
         counters.add_row(label, str(after[key]), f"{rates[key]:.1f}")
-    console.print(counters)
+    counters.print()
     return 0
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 
 from rich.markup import escape
-from rich.table import Table
 
 from chorus_presence.cli.common import (
     console,
@@ -21,6 +20,7 @@ from chorus_presence.cli.common import (
     yes_no,
 )
 from chorus_presence.cli.connection import call
+from chorus_presence.cli.tables import Table
 from chorus_presence.config import Config
 
 
@@ -110,20 +110,20 @@ def _show(args: argparse.Namespace, config: Config) -> int:
         "Asked",
         "Pre-approved",
         "Groups",
-        title=f"Roster of {escape(roster['user'])}",
+        title=f"Roster of {roster['user']}",
         caption=f"{count(len(roster['items']), 'contact')},"
         f" {count(len(roster['pending']), 'pending request')}",
     )
     for item in roster["items"]:
         table.add_row(
-            escape(item["jid"]),
-            escape(item["name"] or ""),
+            item["jid"],
+            item["name"] or "",
             item["subscription"],
             yes_no(item["ask"]),
             yes_no(item["approved"]),
-            escape(", ".join(item["groups"])),
+            ", ".join(item["groups"]),
         )
-    console.print(table)
+    table.print()
     for request in roster["pending"]:
         status = f": {escape(request['status'])}" if request["status"] else ""
         console.print(f"Pending request from {escape(request['jid'])}{status}", soft_wrap=True)

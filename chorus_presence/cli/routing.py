@@ -1,7 +1,8 @@
 """`chorus-presence routing ...`: which of a user's devices rings, decided by presence.
 
-`routing set` replaces the whole configuration, which the server validates (device kinds,
-states, that the default and the mapped devices exist).
+`routing set` changes the settings it is given and keeps the others; the server validates the
+result (device kinds, states, that the default and the mapped devices exist). A device is
+written `KIND:NAME`, as in the ad-hoc command.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 
 from rich.markup import escape
-from rich.table import Table
 
 from chorus_presence.cli.common import (
     USAGE,
@@ -21,7 +21,9 @@ from chorus_presence.cli.common import (
     yes_no,
 )
 from chorus_presence.cli.connection import call
+from chorus_presence.cli.tables import Table
 from chorus_presence.config import Config
+from chorus_presence.services.call_routing import KINDS, STATES, parse_device
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,20 +43,28 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     set_ = actions.add_parser(
         "set",
-        help="replace a user's configuration",
-        description="Replace the user's whole call routing: what is not given is gone.",
+        help="change a user's configuration",
+        description="Change the settings given; the others stay as they are. --device gives"
+        " the whole list of devices, --map one state's device at a time. The server refuses a"
+        " change that leaves the default or a state naming a device that is gone.",
     )
     user_argument(set_)
-    set_.add_argument(
+    devices = set_.add_mutually_exclusive_group()
+    devices.add_argument(
         "--device",
         action="append",
-        default=[],
         dest="devices",
         type=_device,
-        metavar="NAME:KIND",
-        help="a device; KIND is desk-phone, mobile, softphone, voicemail or other (repeat)",
+        metavar="KIND:NAME",
+        help=f"a device, such as desk-phone:Desk; KIND is {', '.join(KINDS)}; repeat for"
+        " each device: together they replace the user's devices",
     )
-    set_.add_argument("--default", metavar="NAME", help="the device that rings by default")
+    devices.add_argument(
+        "--no-devices", dest="devices", action="store_const", const=[], help="remove every device"
+    )
+    default = set_.add_mutually_exclusive_group()
+    default.add_argument("--default", metavar="NAME", help="the device that rings by default")
+    default.add_argument("--no-default", action="store_true", help="no device rings by default")
     set_.add_argument(
         "--map",
         action="append",
@@ -62,17 +72,29 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="mapping",
         type=_mapping,
         metavar="STATE=NAME",
-        help="the device for a state (available, away, brb, dnd, busy, in-meeting, offline)",
+        help=f"the device that rings in STATE ({', '.join(STATES)}); repeat for each state",
+    )
+    set_.add_argument(
+        "--unmap",
+        action="append",
+        default=[],
+        choices=STATES,
+        metavar="STATE",
+        help="STATE rings the default device again (repeat for each state)",
     )
     switch = set_.add_mutually_exclusive_group()
     switch.add_argument(
-        "--on", dest="enabled", action="store_true", help="presence decides which device rings"
+        "--on",
+        dest="enabled",
+        action="store_true",
+        default=None,
+        help="presence decides which device rings",
     )
     switch.add_argument(
-        "--off", dest="enabled", action="store_false", help="the default device rings (default)"
+        "--off", dest="enabled", action="store_false", help="the default device always rings"
     )
     json_option(set_)
-    set_.set_defaults(handler=_set, enabled=False)
+    set_.set_defaults(handler=_set)
 
     route = actions.add_parser(
         "route", help="the device ringing now", description="Which device rings for USER now."
@@ -92,18 +114,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _device(text: str) -> dict[str, str]:
-    # Kinds have no colon, so the last one separates the name from the kind.
-    name, colon, kind = text.rpartition(":")
-    if not colon or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME:KIND, got {text!r}")
-    return {"name": name, "kind": kind}
+    try:
+        device = parse_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return {"name": device.name, "kind": device.kind}
 
 
 def _mapping(text: str) -> tuple[str, str]:
     # States have no '=', so the first one separates the state from the device name.
     state, equals, name = text.partition("=")
     if not equals or not state or not name:
-        raise argparse.ArgumentTypeError(f"expected STATE=NAME, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"Write a state's device as STATE=NAME, such as dnd=Voicemail, not {text!r}"
+        )
     return state, name
 
 
@@ -113,20 +137,31 @@ def _show(args: argparse.Namespace, config: Config) -> int:
 
 
 def _set(args: argparse.Namespace, config: Config) -> int:
-    states = [state for state, _ in args.mapping]
-    duplicates = sorted({state for state in states if states.count(state) > 1})
-    if duplicates:
-        raise CliError(f"--map names a device twice for {', '.join(duplicates)}", USAGE)
-    result = call(
-        config,
-        "routing.set",
-        user=args.user,
-        devices=args.devices,
-        mapping=dict(args.mapping),
-        enabled=args.enabled,
-        default=args.default,
-    )
-    _print(args, result)
+    changes: dict[str, object] = {}
+    if args.enabled is not None:
+        changes["enabled"] = args.enabled
+    if args.no_default:
+        changes["default"] = None
+    elif args.default is not None:
+        changes["default"] = args.default
+    if args.devices is not None:
+        changes["devices"] = args.devices
+    mapping: dict[str, str | None] = {}
+    for state, name in args.mapping:
+        if state in mapping:
+            raise CliError(f"The state {state} is mapped twice", USAGE)
+        mapping[state] = name
+    for state in args.unmap:
+        if state in mapping:
+            raise CliError(f"The state {state} is both mapped and unmapped", USAGE)
+        mapping[state] = None
+    if mapping:
+        changes["map"] = mapping
+    if not changes:
+        raise CliError(
+            "Nothing to change: give --device, --default, --map, --unmap, --on or --off", USAGE
+        )
+    _print(args, call(config, "routing.set", user=args.user, **changes))
     return 0
 
 
@@ -165,5 +200,5 @@ def _print(args: argparse.Namespace, routing: dict) -> None:
     devices = Table("Device", "Kind", "Rings when")
     for device in routing["devices"]:
         states = [state for state, name in routing["map"].items() if name == device["name"]]
-        devices.add_row(escape(device["name"]), device["kind"], ", ".join(states))
-    console.print(devices)
+        devices.add_row(device["name"], device["kind"], ", ".join(states))
+    devices.print()

@@ -88,7 +88,7 @@ def _import(args: argparse.Namespace, config: Config) -> int:
         )
     else:
         for failure in failures:
-            err_console.print(f"line {failure.line}: {escape(failure.error)}", soft_wrap=True)
+            err_console.print(f"Line {failure.line}: {escape(failure.error)}", soft_wrap=True)
         console.print(f"Imported {count(imported, 'user')}", soft_wrap=True)
     if failures:
         lines = ", ".join(str(failure.line) for failure in failures)
@@ -112,15 +112,15 @@ def read_rows(path: Path) -> tuple[list[Row], list[Failure]]:
                     columns = count(len(fields), "column")
                     failures.append(Failure(line, f"{columns}, not username,password[,name]"))
                 elif not fields[0].strip():
-                    failures.append(Failure(line, "empty username"))
+                    failures.append(Failure(line, "Empty username"))
                 else:
                     rows.append(Row(line, fields[0].strip(), fields[1]))
     except OSError as error:
         raise CliError(f"{path}: {error.strerror or error}") from None
     except UnicodeDecodeError:
-        raise CliError(f"{path}: not UTF-8 text") from None
+        raise CliError(f"{path} is not UTF-8 text") from None
     except csv.Error as error:
-        raise CliError(f"{path}: {error}") from None
+        raise CliError(f"{path} is not valid CSV: {error}") from None
     return rows, failures
 
 

@@ -13,7 +13,6 @@ import getpass
 import sys
 
 from rich.markup import escape
-from rich.table import Table
 
 from chorus_presence.cli import user_csv
 from chorus_presence.cli.common import (
@@ -27,6 +26,7 @@ from chorus_presence.cli.common import (
     user_argument,
 )
 from chorus_presence.cli.connection import call
+from chorus_presence.cli.tables import Table
 from chorus_presence.config import Config
 
 
@@ -55,16 +55,26 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "disable",
             _disable,
             "stop an account from logging in",
-            "Keep an account and its data but refuse its logins; its sessions end at once.",
+            "Keep an account and its data but refuse its logins; its sessions end at once. An"
+            " account already disabled stays so, and the command succeeds.",
         ),
-        ("enable", _enable, "let a disabled account log in again", "Re-enable an account."),
+        (
+            "enable",
+            _enable,
+            "let a disabled account log in again",
+            "Re-enable an account; one already enabled stays so, and the command succeeds.",
+        ),
     ):
         action = actions.add_parser(name, help=summary, description=description)
         user_argument(action)
         json_option(action)
         action.set_defaults(handler=handler)
 
-    listing = actions.add_parser("list", help="list accounts", description="List all accounts.")
+    listing = actions.add_parser(
+        "list",
+        help="list accounts",
+        description="List every account, disabled ones too, with its state.",
+    )
     json_option(listing)
     listing.set_defaults(handler=_list)
 
@@ -86,7 +96,7 @@ def _add(args: argparse.Namespace, config: Config) -> int:
     account = call(config, "user.lookup", user=args.user)
     # Checked before asking for a password, so the operator does not type it for nothing.
     if account["exists"]:
-        raise CliError(f"user {account['jid']} already exists")
+        raise CliError(f"User {account['jid']} already exists")
     password = _read_password(account["jid"], from_stdin=args.password_stdin)
     result = call(config, "user.add", user=args.user, password=password)
     return _report(args, result, "Added")
@@ -95,7 +105,7 @@ def _add(args: argparse.Namespace, config: Config) -> int:
 def _passwd(args: argparse.Namespace, config: Config) -> int:
     account = call(config, "user.lookup", user=args.user)
     if not account["exists"]:
-        raise CliError(f"no such user: {account['jid']}")
+        raise CliError(f"No such user {account['jid']}")
     password = _read_password(account["jid"], from_stdin=args.password_stdin)
     result = call(config, "user.passwd", user=args.user, password=password)
     return _report(args, result, "Changed the password of")
@@ -106,11 +116,11 @@ def _remove(args: argparse.Namespace, config: Config) -> int:
 
 
 def _disable(args: argparse.Namespace, config: Config) -> int:
-    return _report(args, call(config, "user.disable", user=args.user), "Disabled")
+    return _switch(args, call(config, "user.disable", user=args.user), "Disabled", "disabled")
 
 
 def _enable(args: argparse.Namespace, config: Config) -> int:
-    return _report(args, call(config, "user.enable", user=args.user), "Enabled")
+    return _switch(args, call(config, "user.enable", user=args.user), "Enabled", "enabled")
 
 
 def _list(args: argparse.Namespace, config: Config) -> int:
@@ -122,10 +132,10 @@ def _list(args: argparse.Namespace, config: Config) -> int:
         hint = escape(command_hint(args.config))
         console.print(f"No users yet. Add one with:\n  {hint} user add alice", soft_wrap=True)
         return 0
-    table = Table("Username", "JID", caption=count(len(users), "user"))
+    table = Table("Username", "JID", "State", caption=count(len(users), "user"))
     for user in users:
-        table.add_row(escape(user["username"]), escape(user["jid"]))
-    console.print(table)
+        table.add_row(user["username"], user["jid"], "disabled" if user["disabled"] else "enabled")
+    table.print()
     return 0
 
 
@@ -137,15 +147,24 @@ def _report(args: argparse.Namespace, result: dict[str, str], done: str) -> int:
     return 0
 
 
+def _switch(args: argparse.Namespace, result: dict, done: str, state: str) -> int:
+    # Already in that state is a success (exit 0): a script that makes sure an account is
+    # disabled, or runs twice, must not fail for it; the line tells a person nothing changed.
+    if result["changed"] or args.json:
+        return _report(args, result, done)
+    console.print(f"{escape(result['jid'])} is already {state}", soft_wrap=True)
+    return 0
+
+
 def _read_password(jid: str, *, from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
         if not line:
-            raise CliError("no password on standard input")
+            raise CliError("No password on standard input")
         return line.removesuffix("\n").removesuffix("\r")
     if not sys.stdin.isatty():
-        raise CliError("no terminal to ask for the password on; use --password-stdin", USAGE)
+        raise CliError("No terminal to ask for the password on: use --password-stdin", USAGE)
     password = getpass.getpass(f"Password for {jid}: ")
     if getpass.getpass("Repeat the password: ") != password:
-        raise CliError("the passwords do not match")
+        raise CliError("The passwords do not match")
     return password

@@ -62,7 +62,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "allow",
             "let a contact see the user",
             "Move a contact to the allowed list, off the presence blocked list: approved, or"
-            " pre-approved if they have not asked.",
+            " pre-approved if they have not asked. The contact is a user of this server.",
         ),
         (
             "block",
@@ -70,7 +70,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Move a contact to the presence blocked list, so they cannot see the user's"
             " presence: a pending request is refused, a subscription cancelled (the contact sees"
             " the user go unavailable), later requests refused. Messages still pass: this is not"
-            " the XEP-0191 block list.",
+            " the XEP-0191 block list. The contact is a user of this server.",
         ),
         ("accept", "approve a pending request", "Approve a contact's pending request."),
     ):

@@ -4,8 +4,10 @@
     pending = await xmpp.plugin["chorus"].pending()
     await xmpp.plugin["chorus"].accept(pending[0].jid)
     answer = await xmpp.plugin["chorus"].route("alice@example.com")
+    xmpp.add_event_handler("chorus_pending", lambda count: print(count, "pending"))
 
-Needs the `client` extra (slixmpp).
+The `chorus_pending` event carries the number of pending requests (an int) each time the server
+says it changed. Needs the `client` extra (slixmpp).
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from typing import ClassVar
 from slixmpp import JID
 from slixmpp.plugins.base import BasePlugin, register_plugin
 from slixmpp.xmlstream import ET
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 
 PRESENCE = "urn:chorus:presence:0"
 VISIBILITY = "urn:chorus:visibility:0"
 ROUTING = "urn:chorus:routing:0"
+DELAY = "urn:xmpp:delay"
 TIMEOUT = 30
+PENDING_HANDLER = "chorus pending count"
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,33 @@ class Chorus(BasePlugin):
     name = "chorus"
     description = "chorus-presence: states, visibility and call routing"
     dependencies: ClassVar[set[str]] = set()
+
+    def plugin_init(self) -> None:
+        self.xmpp.register_handler(
+            Callback(
+                PENDING_HANDLER,
+                MatchXPath(f"{{{self.xmpp.default_ns}}}message/{{{VISIBILITY}}}pending"),
+                self._pending_pushed,
+            )
+        )
+
+    def plugin_end(self) -> None:
+        self.xmpp.remove_handler(PENDING_HANDLER)
+
+    def _pending_pushed(self, message) -> None:
+        """Raises `chorus_pending` with the count the server pushed."""
+        # Only the server speaks for the account, from its bare JID: anyone else's message,
+        # or one of the account's own resources', is not the count.
+        if str(message["from"]) != self.xmpp.boundjid.bare:
+            return
+        # A copy kept while the connection was lost (XEP-0203 delay) is out of date.
+        if message.xml.find(f"{{{DELAY}}}delay") is not None:
+            return
+        try:
+            count = int(message.xml.find(f"{{{VISIBILITY}}}pending").get("count", ""))
+        except ValueError:
+            return
+        self.xmpp.event("chorus_pending", count)
 
     # Presence states
 

@@ -123,6 +123,14 @@ class AccountRemoved:
     rows: RemovedAccount
 
 
+@dataclass(frozen=True, slots=True)
+class RosterCommitted:
+    """`changes` are durable and applied to the cached rosters; subscribers tell whoever is
+    online what follows from them."""
+
+    changes: RosterChanges
+
+
 @dataclass(slots=True)
 class StreamFeatures:
     """The features a stream offers at this point; handlers append theirs."""

@@ -39,6 +39,9 @@ PRESENCE_OFFLINE = "presence/offline"
 SUBSCRIPTION_REQUEST = "subscription/request"
 # The features disco#info lists for the server (event: DiscoFeatures; handlers add theirs).
 DISCO_FEATURES = "disco/features"
+# The features disco#info lists at an account's bare JID: what the server answers there for
+# the user and for whoever may see the user's presence (event: DiscoFeatures).
+DISCO_ACCOUNT_FEATURES = "disco/account-features"
 
 # Lifecycles.
 SESSION_BOUND = "session/bound"
@@ -49,6 +52,8 @@ RESOURCE_AVAILABLE = "resource/available"
 RESOURCE_UNAVAILABLE = "resource/unavailable"
 ACCOUNT_CREATED = "account/created"
 ACCOUNT_REMOVED = "account/removed"
+# Roster changes are durable and the cached rosters follow them (event: RosterCommitted).
+ROSTER_COMMITTED = "roster/committed"
 SERVER_STOPPING = "server/stopping"
 
 # The stream layer (event: StreamFeatures; handlers add their feature elements).

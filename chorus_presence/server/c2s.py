@@ -18,8 +18,9 @@ import logging
 import secrets
 import socket
 import ssl
-from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
 
 from lxml import etree
 
@@ -32,6 +33,7 @@ from chorus_presence.core.metrics import Metrics
 from chorus_presence.core.router import StanzaRouter
 from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.server.client_state import ClientState
+from chorus_presence.server.connections import Connections
 from chorus_presence.server.sasl import SaslExchange, SaslFailure, SaslStep, offered_mechanisms
 from chorus_presence.server.stream_management import (
     REQUEST,
@@ -57,6 +59,7 @@ from chorus_presence.xmpp.stanza import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 READ_SIZE = 65536
 # Above this many bytes waiting to go out, a stream reads and handles nothing more from its
@@ -65,7 +68,18 @@ READ_SIZE = 65536
 OUTPUT_HIGH_WATER = 65536
 BIND_PAYLOAD = ns.qname(ns.BIND, "bind")
 KEEPALIVE = (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+# How long closing a connection may take once the stream is over: a peer stalled in a TLS
+# handshake, or one that does not read, never lets the close finish.
 CLOSE_WAIT_SECONDS = 1.0
+# The lingering close, as HTTP servers do it. A socket closed while input it never read is
+# still arriving makes the kernel answer with a reset, and a reset destroys whatever the client
+# had not read yet: the stream error telling it why. So after a stream error the server
+# half-closes (TCP FIN; over TLS close_notify; over WebSocket the closing handshake) and drops
+# what the client still sends until it closes its side too, for at most this long and this many
+# bytes, so that a client that never stops sending cannot keep its connection. A lingering
+# connection still holds its slot of limits.max_connections and of its address.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 2**20
 
 
 class ByteReader(Protocol):
@@ -108,7 +122,8 @@ class TlsByteWriter(ByteWriter, Protocol):
 @dataclass(frozen=True)
 class StreamContext:
     """What every client stream shares: the configuration, the bus and the stanza router, who
-    is online, the limits and metrics, and what authentication needs."""
+    is online (and every open stream, bound or not), the limits and metrics, and what
+    authentication needs."""
 
     config: Config
     bus: Bus
@@ -119,6 +134,7 @@ class StreamContext:
     accounts: AccountService
     ssl_context: ssl.SSLContext | None
     secret: bytes
+    connections: Connections = field(default_factory=Connections)
 
     @property
     def domain(self) -> str:
@@ -155,6 +171,10 @@ class ClientStream:
         self._header_sent = False
         self._restart = False
         self._closed = False
+        # Set when the server ends the stream with an error: the connection closes lingering.
+        self._linger = False
+        # The wait for the client in progress (a read, a drain), which close() cuts short.
+        self._waiting: asyncio.Timeout | None = None
         self._end_reason = "connection closed by client"
         # True when the connection died rather than being closed: the session may hibernate.
         self._lost = False
@@ -267,13 +287,17 @@ class ClientStream:
         self._writer.transport.abort()
 
     def close(self, error: StreamError | None = None) -> None:
-        """End the stream from outside its own task (a replaced resource, a shutdown)."""
+        """End the stream from outside its own task (a replaced resource, a shutdown). That
+        task closes the connection, lingering after an error; a wait for the client it is in
+        ends at once."""
         if self._resumed is not None and not self._resumed.done():
             self._resumed.set_result(False)
         if self._closed:
             return
         self._end_stream(error)
-        self._writer.close()
+        waiting = self._waiting
+        if waiting is not None and not waiting.expired():
+            waiting.reschedule(asyncio.get_running_loop().time())
 
     def _end_stream(self, error: StreamError | None, reason: str | None = None) -> None:
         if self._closed:
@@ -283,6 +307,7 @@ class ClientStream:
             self._send_header(to=None)
         self._write(stream_error(error) if error else b"</stream:stream>")
         self._closed = True
+        self._linger = error is not None
 
     # The read loop
 
@@ -294,29 +319,32 @@ class ClientStream:
         # This run holds one slot of limits.max_connections while it has a connection.
         holds_slot = True
         try:
-            log.info("stream %s opened from %s", self.stream_id, self.peer)
-            self._admitted = self.ctx.limits.connections.admit(self.address)
-            if not self._admitted:
-                self._end_stream(StreamError("policy-violation", "Too many connections"))
-                await self._teardown("too many connections from this address")
-                return
-            while True:
-                await self._serve_connection()
-                if self._handed_over:
-                    # The resumed session goes on over this connection, and holds its slot.
-                    holds_slot = False
+            with self.ctx.connections.running(self):
+                log.info("stream %s opened from %s", self.stream_id, self.peer)
+                self._admitted = self.ctx.limits.connections.admit(self.address)
+                if not self._admitted:
+                    self._end_stream(StreamError("policy-violation", "Too many connections"))
+                    await self._teardown("too many connections from this address")
                     return
-                if not (self._lost and self._jid is not None and self.sm and self.sm.resumable):
-                    break
-                # No connection while hibernating: the slot is free for others meanwhile, so
-                # that clients dropped all at once can all come back.
-                cap.release()
-                holds_slot = False
-                if not await self._hibernate():
-                    break
-                # Resumed: the slot of the connection handed over is this session's now.
-                holds_slot = True
-            await self._teardown(self._end_reason)
+                while True:
+                    await self._serve_connection()
+                    if self._handed_over:
+                        # The resumed session goes on over this connection, and holds its slot.
+                        holds_slot = False
+                        return
+                    if not (self._lost and self._jid is not None and self.sm and self.sm.resumable):
+                        break
+                    # No connection while hibernating: the slot is free for others meanwhile,
+                    # so that clients dropped all at once can all come back; nor its
+                    # descriptor, which a resumption does not use again.
+                    cap.release()
+                    holds_slot = False
+                    self._writer.close()
+                    if not await self._hibernate():
+                        break
+                    # Resumed: the slot of the connection handed over is this session's now.
+                    holds_slot = True
+                await self._teardown(self._end_reason)
         finally:
             if holds_slot:
                 cap.release()
@@ -359,20 +387,25 @@ class ClientStream:
         quiet = _Quiet(auth_deadline=loop.time() + self.ctx.config.limits.auth_timeout)
         while not self._closed:
             try:
-                # asyncio.timeout, unlike wait_for on 3.11, costs no extra task per read.
-                async with asyncio.timeout(self._quiet_timeout(quiet)):
-                    data = await self._reader.read(READ_SIZE)
+                data = await self._for_client(
+                    self._reader.read(READ_SIZE), self._quiet_timeout(quiet)
+                )
             except TimeoutError:
+                if self._closed:
+                    return
                 self._quiet_too_long(quiet)
                 continue
-            if not data:
+            if not data or self._closed:
                 return
             # Any inbound traffic shows the client is alive.
             quiet.pinged = False
             delay = self._inbound.take(len(data))
             if delay:
                 # Reading slower slows a flooding client through TCP, without cutting it off.
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await self._for_client(asyncio.sleep(delay), None)
+                if self._closed:
+                    return
             for event in self._parser.feed(data):
                 await self._handle(event)
                 if self._closed or self._handed_over:
@@ -400,15 +433,26 @@ class ClientStream:
             return
         while not self._closed:
             try:
-                async with asyncio.timeout(self._quiet_timeout(quiet)):
-                    await self._writer.drain()
+                await self._for_client(self._writer.drain(), self._quiet_timeout(quiet))
             except TimeoutError:
+                if self._closed:
+                    return
                 # Not reading counts as silence: the same deadlines and the same ping.
                 self._quiet_too_long(quiet)
                 continue
             # It read what was waiting, so it is there.
             quiet.pinged = False
             return
+
+    async def _for_client(self, waiting: Awaitable[_T], timeout: float | None) -> _T:
+        """`waiting`, a wait on the client, for at most `timeout` seconds: TimeoutError when
+        they run out, or at once when close() ends the stream meanwhile."""
+        try:
+            # asyncio.timeout, unlike wait_for on 3.11, costs no extra task per read.
+            async with asyncio.timeout(timeout) as self._waiting:
+                return await waiting
+        finally:
+            self._waiting = None
 
     def _quiet_timeout(self, quiet: _Quiet) -> float:
         """How long the next read or drain may wait for the client."""
@@ -786,22 +830,53 @@ class ClientStream:
     # Teardown
 
     async def _teardown(self, reason: str) -> None:
-        if self._admitted:
-            self.ctx.limits.connections.release(self.address)
-            self._admitted = False
-        if self._jid is not None:
-            self.ctx.sessions.unbind(self)
-            await self.ctx.bus.notify(topics.SESSION_ENDED, SessionEvent(self))
-        self._closed = True
-        self._writer.close()
         try:
-            # A peer stalled in a TLS handshake never lets the close finish: do not wait forever.
-            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_WAIT_SECONDS)
+            if self._jid is not None:
+                self.ctx.sessions.unbind(self)
+                await self.ctx.bus.notify(topics.SESSION_ENDED, SessionEvent(self))
+            self._closed = True
+            await self._close_connection()
+        finally:
+            # Only now: a lingering connection still counts for its address.
+            if self._admitted:
+                self.ctx.limits.connections.release(self.address)
+                self._admitted = False
+        log.info("stream %s ended: %s", self.stream_id, reason)
+
+    async def _close_connection(self) -> None:
+        """Close the connection: after a stream error, a lingering close (LINGER_SECONDS)."""
+        writer = self._writer
+        linger = self._linger and not writer.transport.is_closing()
+        close_wait = CLOSE_WAIT_SECONDS
+        try:
+            if linger and isinstance(writer, asyncio.StreamWriter) and writer.can_write_eof():
+                await self._discard_input(writer)
+            elif linger:
+                # Over TLS, asyncio's close sends close_notify and reads, dropping it, until the
+                # peer's; over WebSocket, the closing handshake drops what comes before the
+                # client's close frame. Either only needs the time.
+                close_wait = LINGER_SECONDS
+            writer.close()
+            await asyncio.wait_for(writer.wait_closed(), close_wait)
         except TimeoutError:
-            self._writer.transport.abort()
+            writer.transport.abort()
         except (ConnectionError, ssl.SSLError, OSError):
             pass
-        log.info("stream %s ended: %s", self.stream_id, reason)
+        except asyncio.CancelledError:
+            # A stop that cannot wait any longer: the connection goes at once.
+            writer.transport.abort()
+            raise
+
+    async def _discard_input(self, writer: asyncio.StreamWriter) -> None:
+        """Plain TCP: half-close (FIN once what is queued has gone), then read and drop what
+        the client still sends, until it closes its side or the bounds run out."""
+        writer.write_eof()
+        left = LINGER_BYTES
+        # Out of time, or the client reset the connection: either way it is time to close.
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            async with asyncio.timeout(LINGER_SECONDS):
+                while left > 0 and (data := await self._reader.read(min(READ_SIZE, left))):
+                    left -= len(data)
 
 
 def _version_supported(version: str | None) -> bool:

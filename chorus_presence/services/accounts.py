@@ -96,6 +96,12 @@ class AccountService:
     async def count(self) -> int:
         return await self._repo.count()
 
+    async def is_disabled(self, username: str) -> bool | None:
+        """None if there is no such account."""
+        prepared = _try_normalise(username)
+        account = await self._repo.get(prepared) if prepared is not None else None
+        return account.disabled if account is not None else None
+
     async def set_disabled(self, username: str, disabled: bool) -> bool:
         """False if there is no such account."""
         return await self._repo.set_disabled(_normalise(username), disabled)

@@ -3,7 +3,8 @@
 This module owns the four `urn:chorus:cmd:` commands of the seed guide's Presence settings page:
 the policy and presence automation, the pending requests (accept or block), and the allowed and
 presence blocked lists (move a contact to the other list). Their forms use the guide's wording
-and their names carry the guide's counts. Every change goes through the visibility service, the
+and their names (and titles) carry the guide's counts: the settings, how many requests wait;
+each list, how many contacts are on it. Every change goes through the visibility service, the
 same the IQ extension and the admin command line use.
 """
 
@@ -28,6 +29,7 @@ POLICY_LABELS = {
     "everyone": "Everyone can see my presence status (except explicitly blocked users)",
     "nobody": "Nobody can see my presence status (except explicitly allowed users)",
 }
+SETTINGS_TITLE = "Presence settings"
 POLICY_FIELD = "Who can see my presence status"
 AWAY_FIELD = "Show me as Away when I am not logged in"
 NOTHING_CHANGED = "Nothing changed."
@@ -38,6 +40,9 @@ class PresenceSettings:
 
     def __init__(self, visibility: VisibilityService) -> None:
         self._visibility = visibility
+
+    async def name(self, owner: str) -> str:
+        return _settings_title(await self._visibility.overview(owner))
 
     async def start(self, owner: str) -> Element:
         overview = await self._visibility.overview(owner)
@@ -50,7 +55,7 @@ class PresenceSettings:
             required=True,
         )
         away = Field("boolean", "away-when-offline", AWAY_FIELD, value=overview.away_when_offline)
-        return Form((policy, away), title="Presence settings").to_element()
+        return Form((policy, away), title=_settings_title(overview)).to_element()
 
     async def submit(self, owner: str, values: dict[str, FieldValue]) -> str:
         visibility = self._visibility
@@ -139,6 +144,14 @@ class ListCommand:
         return "\n".join(line for line in lines if line) or NOTHING_CHANGED
 
 
+def _settings_title(overview: VisibilityOverview) -> str:
+    """The guide's Presence entry, with the number of requests awaiting an answer, if any."""
+    waiting = len(overview.pending)
+    if not waiting:
+        return SETTINGS_TITLE
+    return f"{SETTINGS_TITLE} ({waiting} pending request{'' if waiting == 1 else 's'})"
+
+
 def _selected(values: dict[str, FieldValue], var: str) -> list[str]:
     value = values.get(var, [])
     assert isinstance(value, list)
@@ -173,7 +186,8 @@ ALLOW = Move(
 
 
 def register(adhoc: AdhocService, visibility: VisibilityService) -> None:
-    adhoc.register(SETTINGS_NODE, "Presence settings", PresenceSettings(visibility))
+    settings = PresenceSettings(visibility)
+    adhoc.register(SETTINGS_NODE, settings.name, settings)
     for node, command in (
         (
             PENDING_NODE,

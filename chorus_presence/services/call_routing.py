@@ -6,7 +6,9 @@ and state -> device map, the rule of who may ask which device rings for whom, an
 `urn:chorus:routing:0` IQ extension. The admin command line and the ad-hoc commands call
 `CallRoutingService` directly: its methods take usernames and raise `StanzaError` for
 refusals. Blocks (XEP-0191) are the stanza filter's business: a blocked asker is refused before
-a route query gets here, with the answer a stranger gets.
+a route query gets here, with the answer a stranger gets. The presence blocked list is this
+module's: the answer reveals the user's state, so whoever the user keeps from their presence is
+refused, admins and permitted accounts included.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from chorus_presence.core.bus import Bus
 from chorus_presence.core.events import IqRequest
 from chorus_presence.services import rich_states
 from chorus_presence.services.accounts import AccountService
-from chorus_presence.storage.interfaces import RoutingStore, SettingsStore
+from chorus_presence.storage.interfaces import PresenceBlockStore, RoutingStore, SettingsStore
 from chorus_presence.storage.routing import StoredRouting
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
@@ -35,6 +37,8 @@ KINDS = ("desk-phone", "mobile", "softphone", "voicemail", "other")
 # Every state a user can be in, in the order the map is shown; 'offline' is "not logged in".
 STATES = (*rich_states.STATES, rich_states.OFFLINE)
 MAX_NAME_CHARS = 64
+# The forms' choice of no device (a default device, a state's device), so never a device's name.
+NO_DEVICE = "-"
 MAX_DEVICES = 32
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
@@ -45,6 +49,21 @@ StateOf = Callable[[JID], str]
 class Device:
     name: str
     kind: str
+
+
+def parse_device(text: str) -> Device:
+    """One device as the command line and the ad-hoc form both write it: `KIND:NAME`.
+
+    Kinds have no colon, so the first one ends the kind and the name may hold colons.
+    Raises ValueError with a message naming what was wrong.
+    """
+    kind, colon, name = text.partition(":")
+    kind, name = kind.strip(), name.strip()
+    if not colon or not kind or not name:
+        raise ValueError(f"Write a device as KIND:NAME, such as desk-phone:Desk, not {text!r}")
+    if kind not in KINDS:
+        raise ValueError(f"Device kind {kind!r} is not one of {', '.join(KINDS)}")
+    return Device(name, kind)
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,7 @@ class CallRoutingService:
         settings: SettingsStore,
         repo: RoutingStore,
         accounts: AccountService,
+        presence_blocks: PresenceBlockStore,
         *,
         domain: str,
         admins: Iterable[str],
@@ -85,6 +105,7 @@ class CallRoutingService:
         self._settings = settings
         self._repo = repo
         self._accounts = accounts
+        self._presence_blocks = presence_blocks
         self._domain = domain
         self._admins = frozenset(admins)
         self._state_of = state_of
@@ -124,8 +145,9 @@ class CallRoutingService:
         return RouteAnswer(owner, state, devices.get(name) if name is not None else None)
 
     async def may_route(self, requester: JID, owner: str) -> bool:
-        """The user, admins and accounts granted the permission may ask (blocks are filtered
-        before: the answer reveals the user's presence state)."""
+        """The user, admins and accounts granted the permission may ask (XEP-0191 blocks are
+        filtered before, the presence blocked list by `_route`: the answer reveals the user's
+        presence state)."""
         asker = requester.bare
         try:
             subject: JID | None = JID(owner, self._domain)
@@ -161,7 +183,12 @@ class CallRoutingService:
         assert subject.local is not None
         # Permission first: to anyone not allowed, unknown users look like everyone else.
         if not await self.may_route(request.sender, subject.local):
-            raise StanzaError("forbidden", "You may not ask how this user's calls are routed")
+            raise StanzaError("forbidden", f"You may not ask how {subject}'s calls are routed")
+        if await self._presence_blocks.contains(subject.local, str(request.sender.bare)):
+            raise StanzaError(
+                "forbidden",
+                f"{subject} keeps you from seeing their presence, which the route would reveal",
+            )
         answer = await self.route(subject.local)
         node = element(
             "route",
@@ -180,7 +207,7 @@ class CallRoutingService:
         except JIDError:
             username = None
         if username is None or not await self._accounts.exists(username):
-            raise StanzaError("item-not-found", "No such user")
+            raise StanzaError("item-not-found", f"No such user {owner}@{self._domain}")
         return username
 
     async def _load(self, owner: str) -> RoutingConfig:
@@ -198,25 +225,42 @@ def _validated(config: RoutingConfig) -> StoredRouting:
     """bad-request for what the protocol does not know (kinds, states, repeats), not-acceptable
     for what breaks a limit or names a device that is not there."""
     if len(config.devices) > MAX_DEVICES:
-        raise StanzaError("not-acceptable", f"At most {MAX_DEVICES} devices")
+        raise StanzaError(
+            "not-acceptable", f"At most {MAX_DEVICES} devices, not {len(config.devices)}"
+        )
     names: set[str] = set()
     for device in config.devices:
         if device.kind not in KINDS:
-            raise StanzaError("bad-request", f"Device kinds are {', '.join(KINDS)}")
+            raise StanzaError(
+                "bad-request", f"Device kind {device.kind!r} is not one of {', '.join(KINDS)}"
+            )
         if not 1 <= len(device.name) <= MAX_NAME_CHARS:
             raise StanzaError(
-                "not-acceptable", f"Device names are 1 to {MAX_NAME_CHARS} characters"
+                "not-acceptable",
+                f"Device name {device.name!r} is not 1 to {MAX_NAME_CHARS} characters",
+            )
+        if device.name == NO_DEVICE:
+            raise StanzaError(
+                "not-acceptable",
+                f"{NO_DEVICE!r} cannot be a device name: the forms use it to choose no device",
             )
         if device.name in names:
             raise StanzaError("bad-request", f"Two devices are named {device.name!r}")
         names.add(device.name)
     if config.default_device is not None and config.default_device not in names:
-        raise StanzaError("not-acceptable", "The default device is not one of the devices")
+        raise StanzaError(
+            "not-acceptable",
+            f"The default device {config.default_device!r} is not one of the devices",
+        )
     for state, name in config.mapping.items():
         if state not in STATES:
-            raise StanzaError("bad-request", f"States are {', '.join(STATES)}")
+            raise StanzaError(
+                "bad-request", f"{state!r} is not a state: the states are {', '.join(STATES)}"
+            )
         if name not in names:
-            raise StanzaError("not-acceptable", f"The device for {state} is not one of the devices")
+            raise StanzaError(
+                "not-acceptable", f"The device {name!r} for {state} is not one of the devices"
+            )
     return StoredRouting(
         tuple((device.name, device.kind) for device in config.devices), dict(config.mapping)
     )

@@ -48,6 +48,8 @@ class LastActivityService:
     def subscribe(self, bus: Bus) -> None:
         bus.on(topics.RESOURCE_UNAVAILABLE, self.went_unavailable)
         bus.on(topics.DISCO_FEATURES, lambda event: event.features.add(ns.LAST_ACTIVITY))
+        # Asked at a user's bare JID, it is answered there for whoever may see the user.
+        bus.on(topics.DISCO_ACCOUNT_FEATURES, lambda event: event.features.add(ns.LAST_ACTIVITY))
         bus.on(topics.iq("get", "bare", QUERY), self.query_user)
         bus.on(topics.iq("get", "server", QUERY), self.uptime)
 
@@ -64,7 +66,9 @@ class LastActivityService:
         assert request.sender is not None
         user = request.target or request.user
         if user.local is None or not await self._rosters.sees(request.sender, user):
-            raise StanzaError("forbidden", "You may not see this user's activity")
+            # No text: the block filter's bare forbidden, so nobody can tell a block from not
+            # being allowed.
+            raise StanzaError("forbidden")
         query = element("query", namespace=ns.LAST_ACTIVITY)
         if self._presence.available(user):
             query.set("seconds", "0")

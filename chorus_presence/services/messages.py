@@ -185,7 +185,12 @@ class MessageService:
                 stanza = etree.fromstring(data)
             except etree.XMLSyntaxError:
                 continue
-            if etree.QName(stanza).localname != "message" or stanza.get("type") == "error":
+            # Errors and headlines are never stored (RFC 6121 section 8.5.2.2.1): a headline is
+            # news of the moment, such as a pending-request count that a later one replaces.
+            if etree.QName(stanza).localname != "message" or _message_type(stanza) in (
+                "error",
+                "headline",
+            ):
                 continue
             sender = _sender(stanza)
             # A message with no sender to answer is kept like a stranger's.

@@ -130,8 +130,9 @@ class PresenceService:
         if presence_type in SUBSCRIPTION_TYPES:
             return None
         if presence_type == "error":
-            # Presence errors from clients answer presence this server generated.
-            return STOP
+            # Routed like other presence to a local account (RFC 6121 section 8.5), through the
+            # same filters; never answered, so it tells the sender nothing of the recipient.
+            return None if target is not None and target.domain == self._domain else STOP
         if presence_type == "probe":
             if target is None:
                 raise StanzaError("bad-request", "A probe needs a 'to' address")
@@ -148,8 +149,11 @@ class PresenceService:
     async def on_inbound(self, event: StanzaEvent) -> object:
         """Presence for a local account from one of its contacts: directed presence, probes."""
         assert event.target is not None
-        if event.stanza.get("type") == "probe":
+        presence_type = event.stanza.get("type")
+        if presence_type == "probe":
             await self._answer_probe(event.session, event.target.bare)
+        elif presence_type == "error":
+            self._deliver_error(event.target, event.stanza)
         else:
             self._deliver_directed(event.target, event.stanza)
         return STOP
@@ -163,6 +167,7 @@ class PresenceService:
         roster = await self._rosters.roster(owner)
         state = self._available.get(session)
         initial = state is None
+        returning = initial and not self.available(session.jid.bare)
         sequence = next(self._sequence)
         if state is None:
             state = self._available[session] = ResourcePresence(
@@ -171,6 +176,8 @@ class PresenceService:
         else:
             state.stanza, state.priority = stanza, priority
             state.state, state.sequence = state_name, sequence
+        if returning:
+            self._withdraw_offline(session.jid.bare, roster)
         self._broadcast(session, roster, stanza)
         self._metrics.presence_latency.observe(time.perf_counter() - started)
         if initial:
@@ -219,11 +226,14 @@ class PresenceService:
         if state is None:
             return
         state.sequence = next(self._sequence)
+        returning = not self.available(session.jid.bare)
         self._available[session] = state
         owner = session.jid.local
         assert owner is not None
         roster = self._rosters.cached(owner)
         if roster is not None:
+            if returning:
+                self._withdraw_offline(session.jid.bare, roster)
             self._broadcast(session, roster, state.stanza)
             self._answer_probes(session, roster)
 
@@ -283,6 +293,17 @@ class PresenceService:
         assert user.local is not None
         self._to_subscribers(user, await self._rosters.roster(user.local), presence)
 
+    async def replace_presence(self, session: Session, stanza: Element) -> bool:
+        """Make `stanza` the presence of `session` as if the session had sent it: normalised,
+        kept, and broadcast through the same filters (a state set by an ad-hoc command for a
+        client that cannot say it). Only an available session's: False for any other."""
+        if session not in self._available:
+            return False
+        stanza.attrib.pop("to", None)
+        stanza.set("from", str(session.jid))
+        await self._available_presence(session, stanza)
+        return True
+
     # Internals
 
     def _broadcast(self, session: Session, roster: Roster, stanza: Element) -> None:
@@ -297,6 +318,14 @@ class PresenceService:
         for bare in audience.others:
             self._deliver_to_available(bare, stanza)
         return audience.others
+
+    def _withdraw_offline(self, user: JID, roster: Roster) -> None:
+        """The user is back: contacts shown the automation's presence, which comes from the
+        bare JID, see it withdrawn from that JID before the real presence arrives from the
+        full one; otherwise their clients keep both."""
+        if self.offline_presence(user) is not None:
+            withdrawn = element("presence", {"type": "unavailable", "from": str(user)})
+            self._to_subscribers(user, roster, withdrawn)
 
     def _deliver_to_available(self, bare: JID, stanza: Element) -> int:
         recipients = self.available(bare)
@@ -382,6 +411,21 @@ class PresenceService:
         # Presence for a full JID that is not online is silently ignored (RFC 6121 8.5.3.2.1).
         if recipient is not None:
             recipient.send_presence(_addressed(stanza, str(target)), stanza.get("from", ""))
+
+    def _deliver_error(self, target: JID, stanza: Element) -> None:
+        """A presence error, delivered as presence of no type is: to every available resource
+        of a bare JID (RFC 6121 section 8.5.2.1.2), or to the full JID's session (8.5.3.1);
+        silently ignored when there is none. Sent at once, its 'to' as addressed: it is no
+        presence update for client state indication (XEP-0352) to condense with others."""
+        if target.resource is None:
+            recipients = [session for session, _ in self.available(target)]
+        else:
+            session = self._sessions.get(target)
+            recipients = [session] if session is not None else []
+        if recipients:
+            data = serialize(stanza)
+            for recipient in recipients:
+                recipient.send_bytes(data)
 
 
 def _contacts(roster: Roster, subscriptions: frozenset[str]) -> set[JID]:

@@ -51,12 +51,16 @@ def normalise(stanza: Element) -> str:
     if show not in SHOW_TO_STATE:
         raise StanzaError("bad-request", "Unknown <show> value")
     if not states:
+        if show_node is not None:
+            # What is forwarded is the token that was checked, not the client's spacing.
+            show_node.text = show
         state = SHOW_TO_STATE[show]
         child(stanza, "state", namespace=ns.CHORUS_PRESENCE, text=state)
         return state
     state = (states[0].text or "").strip()
     if len(states) > 1 or state not in STATES:
         raise StanzaError("bad-request", f"The state must be one of {', '.join(STATES)}")
+    states[0].text = state
     info = STATES[state]
     if show_node is not None:
         stanza.remove(show_node)

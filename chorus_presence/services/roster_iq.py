@@ -103,6 +103,9 @@ def _groups(node: Element) -> tuple[str, ...]:
         if not text or len(text.encode()) > MAX_TEXT_BYTES:
             # RFC 6121 section 2.1.2.4 forbids empty group names.
             raise StanzaError("not-acceptable", "Group names must be 1 to 1023 bytes")
+        if text in groups:
+            # RFC 6121 section 2.3.3: duplicate groups are a bad request, not merged.
+            raise StanzaError("bad-request", f"The group '{text}' is listed more than once")
         groups[text] = None
     if len(groups) > MAX_GROUPS:
         raise StanzaError("not-acceptable", f"At most {MAX_GROUPS} groups per item")

@@ -1,7 +1,8 @@
 """Rosters (RFC 6121 section 2): the roster cache, its durable writes, pushes and versioning.
 
 Rosters of online users stay in memory so that presence never reads the database; every change
-is committed to storage first (`commit`), then applied to the cache, then pushed.
+is committed to storage first (`commit`), then applied to the cache, then pushed, and then
+`roster/committed` lets the rest follow it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from copy import deepcopy
 
 from chorus_presence.core import topics
 from chorus_presence.core.bus import Bus
-from chorus_presence.core.events import AccountRemoved, SessionEvent, StreamFeatures
+from chorus_presence.core.events import (
+    AccountRemoved,
+    RosterCommitted,
+    SessionEvent,
+    StreamFeatures,
+)
 from chorus_presence.core.session import Session
 from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services.subscription_states import SENDS_TO
@@ -33,9 +39,12 @@ SUBSCRIPTION_VALUES = frozenset({"none", "to", "from", "both"})
 class RosterService:
     """The roster cache, its writes and pushes; `lock` serialises read-modify-write cycles."""
 
-    def __init__(self, repo: RosterStore, sessions: SessionRegistry, *, domain: str) -> None:
+    def __init__(
+        self, repo: RosterStore, sessions: SessionRegistry, bus: Bus, *, domain: str
+    ) -> None:
         self.repo = repo
         self._sessions = sessions
+        self._bus = bus
         self._domain = domain
         self.lock = asyncio.Lock()
         self._cache: dict[str, Roster] = {}
@@ -112,6 +121,7 @@ class RosterService:
             self._push(owner, versions[owner], item_element(item))
         for owner, contact in changes.deletes:
             self._push(owner, versions[owner], _removal(contact))
+        await self._bus.notify(topics.ROSTER_COMMITTED, RosterCommitted(changes))
 
     def _push(self, owner: str, version: int, item: Element) -> None:
         """RFC 6121 section 2.1.6: a roster push to each interested resource of the owner."""

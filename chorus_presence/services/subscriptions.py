@@ -272,7 +272,7 @@ class SubscriptionService:
             roster = await rosters.roster(owner)
             before = state_of(roster, contact_text)
             if not before.in_roster:
-                raise StanzaError("item-not-found", "That contact is not in your roster")
+                raise StanzaError("item-not-found", f"{contact} is not in your roster")
             work.changes.deletes.append((owner, contact_text))
             if before.pending_in:
                 work.changes.pending_remove.append((owner, contact_text))

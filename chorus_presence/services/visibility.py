@@ -1,11 +1,15 @@
 """Who may see my presence: the visibility policy, the allowed and blocked lists, pending
-requests, and presence automation ("Away" while not logged in).
+requests, the pending count pushed to the user's resources, and presence automation ("Away"
+while not logged in).
 
 The lists are views of RFC 6121 state plus one table: allowed = contacts with a subscription
 from the user (`from`/`both`) or a pre-approval; blocked = the user's presence blocks; pending =
 unanswered requests. Every move between them is a real subscription exchange, so contacts see
 or stop seeing the user's presence at once with the stanzas RFC 6121 prescribes. The same
-service backs the IQ extension below, the ad-hoc commands and the admin command line.
+service backs the IQ extension below, the ad-hoc commands and the admin command line, and it
+alone decides who may be put on a list: users of this server (the server talks to no other,
+so nobody else could ever see the user's presence), or whoever is on one of the user's lists
+already, so that rows older versions let in can still be moved.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ from chorus_presence.core.events import (
     AccountRemoved,
     IqRequest,
     OfflineView,
+    RosterCommitted,
     SubscriptionRequest,
 )
+from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services import rich_states
+from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.subscription_states import SEES, SENDS_TO
@@ -32,7 +39,7 @@ from chorus_presence.storage.rosters import PendingRequest, RosterChanges
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID, JIDError
-from chorus_presence.xmpp.stanza import Element, child, element
+from chorus_presence.xmpp.stanza import Element, child, element, local_name
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,8 @@ class VisibilityService:
         rosters: RosterService,
         subscriptions: SubscriptionService,
         presence: PresenceService,
+        accounts: AccountService,
+        sessions: SessionRegistry,
         automated: set[str],
         *,
         domain: str,
@@ -66,6 +75,8 @@ class VisibilityService:
         self._rosters = rosters
         self._subscriptions = subscriptions
         self._presence = presence
+        self._accounts = accounts
+        self._sessions = sessions
         self._domain = domain
         # Presence automation is read on the presence path, so it is kept in memory.
         self._automated = automated
@@ -78,17 +89,28 @@ class VisibilityService:
         rosters: RosterService,
         subscriptions: SubscriptionService,
         presence: PresenceService,
+        accounts: AccountService,
+        sessions: SessionRegistry,
         *,
         domain: str,
     ) -> VisibilityService:
         automated = await settings.owners_with("away_when_offline")
         return cls(
-            settings, presence_blocks, rosters, subscriptions, presence, automated, domain=domain
+            settings,
+            presence_blocks,
+            rosters,
+            subscriptions,
+            presence,
+            accounts,
+            sessions,
+            automated,
+            domain=domain,
         )
 
     def subscribe(self, bus: Bus) -> None:
         bus.on(topics.SUBSCRIPTION_REQUEST, self.request_policy)
         bus.on(topics.PRESENCE_OFFLINE, self.offline_presence)
+        bus.on(topics.ROSTER_COMMITTED, self.roster_committed)
         bus.on(topics.ACCOUNT_REMOVED, self.account_removed)
         bus.on(
             topics.DISCO_FEATURES,
@@ -99,9 +121,32 @@ class VisibilityService:
         for name, method in (("accept", self.accept), ("block", self.block), ("allow", self.allow)):
             bus.on(topics.iq("set", "bare", ns.qname(ns.CHORUS_VISIBILITY, name)), _action(method))
 
-    def account_removed(self, event: AccountRemoved) -> None:
+    async def account_removed(self, event: AccountRemoved) -> None:
         assert event.user.local is not None
         self._automated.discard(event.user.local)
+        # Storage took the requests the account had made; their owners hear the new count.
+        for owner in event.rows.pending_owners:
+            await self._push_pending(owner, gone=str(event.user))
+
+    async def roster_committed(self, event: RosterCommitted) -> None:
+        """Whoever's pending requests changed hears the new count."""
+        changes = event.changes
+        owners = {owner for owner, _ in changes.pending_add}
+        owners.update(owner for owner, _ in changes.pending_remove)
+        for owner in sorted(owners):
+            await self._push_pending(owner)
+
+    async def _push_pending(self, owner: str, *, gone: str | None = None) -> None:
+        """The owner's pending count to each of their bound resources. `gone` is a requester
+        whose requests are gone from storage, whether or not the cache has caught up yet."""
+        user = self._jid(owner)
+        sessions = self._sessions.of_account(user)
+        if not sessions:
+            return
+        pending = (await self._rosters.roster(owner)).pending
+        count = sum(1 for contact in pending if contact != gone)
+        for session in sessions:
+            session.send(pending_notification(user, session.jid, count))
 
     # Queries
 
@@ -141,7 +186,9 @@ class VisibilityService:
         """Change the policy, presence automation or both, in one transaction with the
         answers a new policy gives the requests still pending."""
         if policy is not None and policy not in POLICIES:
-            raise StanzaError("bad-request", f"The policy must be one of {', '.join(POLICIES)}")
+            raise StanzaError(
+                "bad-request", f"{policy!r} is not a policy: choose {', '.join(POLICIES)}"
+            )
         settings: dict[str, object] = {}
         if policy is not None:
             settings["visibility_policy"] = policy
@@ -174,13 +221,15 @@ class VisibilityService:
 
     async def accept(self, owner: str, contact: str) -> None:
         """Answer a pending request with yes: the requester joins the allowed list."""
-        contact = _bare(contact)
+        jid = _parse(contact)
+        _refuse_domain(jid)
+        contact = str(jid)
         roster = await self._rosters.roster(owner)
         if contact not in roster.pending:
-            raise StanzaError("item-not-found", "No pending request from that contact")
+            raise StanzaError("item-not-found", f"No pending request from {contact}")
         await self._subscriptions.exchange(
             self._jid(owner),
-            JID.parse(contact),
+            jid,
             "subscribed",
             also=RosterChanges(presence_blocks_remove=[(owner, contact)]),
         )
@@ -189,9 +238,7 @@ class VisibilityService:
         """Keep a contact from seeing the user's presence: a pending request is refused, a
         subscription cancelled (the contact gets unsubscribed and unavailable), and later
         requests are refused."""
-        contact = _bare(contact)
-        if contact == str(self._jid(owner)):
-            raise StanzaError("not-allowed", "You cannot block yourself")
+        contact = await self._list_candidate(owner, contact, "You cannot block yourself")
         await self._subscriptions.exchange(
             self._jid(owner),
             JID.parse(contact),
@@ -204,9 +251,7 @@ class VisibilityService:
         """Let a contact see the user's presence: the block goes, the contact is approved (or
         pre-approved), and a contact who still has the user in their roster starts seeing the
         user's presence at once, their earlier request standing."""
-        contact = _bare(contact)
-        if contact == str(self._jid(owner)):
-            raise StanzaError("not-allowed", "You always see your own presence")
+        contact = await self._list_candidate(owner, contact, "You always see your own presence")
         user, other = self._jid(owner), JID.parse(contact)
         await self._subscriptions.exchange(
             user,
@@ -244,6 +289,38 @@ class VisibilityService:
             return "refuse"
         return None
 
+    # Who may go on a list
+
+    async def _list_candidate(self, owner: str, text: str, yourself: str) -> str:
+        """The bare JID of a contact that may go on the owner's allowed or blocked list: a user
+        of this server, or a contact already on one of the owner's lists; else StanzaError."""
+        jid = _parse(text)
+        contact = str(jid)
+        if jid == self._jid(owner):
+            raise StanzaError("not-allowed", yourself)
+        if await self._listed(owner, contact):
+            return contact
+        _refuse_domain(jid)
+        if jid.domain != self._domain:
+            raise StanzaError(
+                "item-not-found",
+                f"{contact} is not a user of {self._domain}, and only its users can see your"
+                " presence",
+            )
+        assert jid.local is not None
+        if not await self._accounts.exists(jid.local):
+            raise StanzaError("item-not-found", f"No such user {contact}")
+        return contact
+
+    async def _listed(self, owner: str, contact: str) -> bool:
+        roster = await self._rosters.roster(owner)
+        item = roster.items.get(contact)
+        if contact in roster.pending:
+            return True
+        if item is not None and (item.subscription in SENDS_TO or item.approved):
+            return True
+        return await self.presence_blocks.contains(owner, contact)
+
     # The IQ extension
 
     async def _get(self, request: IqRequest) -> Element:
@@ -275,19 +352,34 @@ def _action(
         owner = _own_account(request)
         contact = request.payload.get("jid")
         if not contact:
-            raise StanzaError("bad-request", "A 'jid' attribute is required")
+            raise StanzaError(
+                "bad-request", f"<{local_name(request.payload)}/> needs a 'jid' attribute"
+            )
         await method(owner, contact)
         return request.reply()
 
     return handler
 
 
-def _bare(text: str) -> str:
+def _parse(text: str) -> JID:
+    """The bare JID `text` names (a resource is dropped); jid-malformed when there is none."""
     try:
-        jid = JID.parse(text)
+        return JID.parse(text).bare
     except JIDError as exc:
-        raise StanzaError("jid-malformed", "Not a valid JID") from exc
-    return str(jid.bare)
+        raise StanzaError("jid-malformed", f"'{text}' is not a valid JID") from exc
+
+
+def _refuse_domain(jid: JID) -> None:
+    if jid.local is None:
+        raise StanzaError("bad-request", f"{jid.domain} is a domain, not a user")
+
+
+def pending_notification(user: JID, resource: JID, count: int) -> Element:
+    """The pending count pushed to one of the user's resources: a headline, which is never
+    kept for a user who is not logged in."""
+    message = element("message", {"type": "headline", "from": str(user), "to": str(resource)})
+    child(message, "pending", {"count": str(count)}, namespace=ns.CHORUS_VISIBILITY)
+    return message
 
 
 def overview_element(overview: VisibilityOverview) -> Element:
@@ -317,4 +409,4 @@ def _parse_bool(text: str) -> bool:
         return True
     if text in ("false", "0"):
         return False
-    raise StanzaError("bad-request", "Booleans are true or false")
+    raise StanzaError("bad-request", f"'away-when-offline' is true or false, not {text!r}")

@@ -1,7 +1,8 @@
 """Opening storage: the backend named in `[storage]`, behind the interfaces in `interfaces`.
 
 This is the one place that knows which classes implement each interface; the rest of the
-server receives a `Repositories` and never names a backend.
+server receives a `Repositories` and never names a backend. `prepare` is what `init` runs:
+the backend's schema brought up to date, and a line saying what it found.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from chorus_presence.config import StorageConfig
+from chorus_presence.config import StorageConfig, display_url
 from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.storage.blocks import BlockRepository
 from chorus_presence.storage.consistency import repair
@@ -28,6 +29,18 @@ from chorus_presence.storage.interfaces import (
 )
 from chorus_presence.storage.last_activity import LastActivityRepository
 from chorus_presence.storage.offline import OfflineMessageRepository
+from chorus_presence.storage.postgres import accounts as pg_accounts
+from chorus_presence.storage.postgres import blocks as pg_blocks
+from chorus_presence.storage.postgres import consistency as pg_consistency
+from chorus_presence.storage.postgres import last_activity as pg_last_activity
+from chorus_presence.storage.postgres import offline as pg_offline
+from chorus_presence.storage.postgres import rosters as pg_rosters
+from chorus_presence.storage.postgres import routing as pg_routing
+from chorus_presence.storage.postgres import schema as pg_schema
+from chorus_presence.storage.postgres import server_state as pg_server_state
+from chorus_presence.storage.postgres import settings as pg_settings
+from chorus_presence.storage.postgres import visibility as pg_visibility
+from chorus_presence.storage.postgres.pool import Pool
 from chorus_presence.storage.rosters import RosterRepository
 from chorus_presence.storage.routing import RoutingRepository
 from chorus_presence.storage.server_state import ServerStateRepository
@@ -57,10 +70,19 @@ class Repositories:
         await self._close()
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What `prepare` found: whether the store was new, and a line naming it."""
+
+    created: bool
+    description: str
+
+
 async def open_repositories(config: StorageConfig, domain: str) -> Repositories:
     """Open the configured backend, migrating its schema and repairing what older versions
     left half-done, with `domain` the server's own (the part of local users' bare JIDs after
-    the @)."""
+    the @). For PostgreSQL, a database that cannot be reached raises DatabaseUnreachable, a
+    ConfigError naming `storage.url`."""
     if config.backend == "sqlite":
         db = await Database.open(config.database)
         try:
@@ -69,8 +91,50 @@ async def open_repositories(config: StorageConfig, domain: str) -> Repositories:
             await db.close()
             raise
         return _sqlite(db, domain)
+    if config.backend == "postgresql":
+        pool = await _postgres_pool(config)
+        try:
+            await pg_schema.migrate(pool)
+            await pg_consistency.repair(pool, domain)
+        except BaseException:
+            await pool.close()
+            raise
+        return _postgres(pool, domain)
     # Config parsing accepts only known backends; this guards a StorageConfig built by hand.
     raise ValueError(f"unknown storage backend {config.backend!r}")
+
+
+async def prepare(config: StorageConfig) -> Prepared:
+    """Create the configured store where it is missing and apply its pending migrations."""
+    if config.backend == "sqlite":
+        existed = config.database.exists()
+        db = await Database.open(config.database)
+        try:
+            version = await db.schema_version()
+        finally:
+            await db.close()
+        where = f"database {config.database}"
+        return Prepared(
+            not existed, where if not existed else f"{where} (schema version {version})"
+        )
+    if config.backend == "postgresql":
+        pool = await _postgres_pool(config)
+        try:
+            before = await pg_schema.schema_version(pool)
+            version = await pg_schema.migrate(pool)
+        finally:
+            await pool.close()
+        where = f"PostgreSQL database {display_url(pool.url)}"
+        return Prepared(before == 0, f"{where} (schema version {version})")
+    raise ValueError(f"unknown storage backend {config.backend!r}")
+
+
+async def _postgres_pool(config: StorageConfig) -> Pool:
+    # Config parsing requires the URL with this backend; this guards a StorageConfig built by
+    # hand.
+    if config.url is None:
+        raise ValueError("the postgresql storage backend needs storage.url")
+    return await Pool.open(config.url)
 
 
 def _sqlite(db: Database, domain: str) -> Repositories:
@@ -85,6 +149,21 @@ def _sqlite(db: Database, domain: str) -> Repositories:
         offline=OfflineMessageRepository(db),
         server_state=ServerStateRepository(db),
         _close=db.close,
+    )
+
+
+def _postgres(pool: Pool, domain: str) -> Repositories:
+    return Repositories(
+        accounts=pg_accounts.AccountRepository(pool, domain),
+        rosters=pg_rosters.RosterRepository(pool),
+        block_lists=pg_blocks.BlockRepository(pool),
+        presence_blocks=pg_visibility.PresenceBlockRepository(pool),
+        settings=pg_settings.SettingsRepository(pool),
+        routing=pg_routing.RoutingRepository(pool),
+        last_activity=pg_last_activity.LastActivityRepository(pool),
+        offline=pg_offline.OfflineMessageRepository(pool),
+        server_state=pg_server_state.ServerStateRepository(pool),
+        _close=pool.close,
     )
 
 

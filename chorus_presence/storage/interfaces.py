@@ -1,7 +1,7 @@
 """The storage interfaces: one protocol per aggregate, which every backend implements.
 
 Services depend on these and on the data classes they name, never on a backend's classes or
-its driver. The SQLite repositories are the one implementation so far; `factory` picks it.
+its driver. The SQLite and the PostgreSQL repositories implement them; `factory` picks one.
 """
 
 from __future__ import annotations

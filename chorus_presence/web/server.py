@@ -7,19 +7,24 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chorus_presence.server.c2s import ClientStream, StreamContext
+from chorus_presence.server.c2s import LINGER_SECONDS, ClientStream, StreamContext
 from chorus_presence.web.transport import WebSocketReader, WebSocketWriter
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 PATH = "/xmpp-websocket"
+# What aiohttp gives handlers still running when the listener stops. By then the server has
+# closed every stream and waited for it, so this only bounds the unexpected.
+SHUTDOWN_SECONDS = 0.5
 
 
 class WebListener:
     def __init__(self, ctx: StreamContext) -> None:
         self.ctx = ctx
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self.port = 0
 
     async def start(self) -> None:
         config = self.ctx.config.web
@@ -27,17 +32,23 @@ class WebListener:
         app.router.add_get(PATH, self._websocket)
         app.router.add_get("/", self._index)
         app.router.add_static("/", STATIC, show_index=False)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
         await self._runner.setup()
-        await web.TCPSite(self._runner, config.host, config.port).start()
+        self._site = web.TCPSite(self._runner, config.host, config.port)
+        await self._site.start()
+        self.port = self._runner.addresses[0][1]
         log.info("web portal on http://%s:%d/", config.host, self.port)
 
-    @property
-    def port(self) -> int:
-        assert self._runner is not None
-        return self._runner.addresses[0][1]
+    async def stop_accepting(self) -> None:
+        """Take no more connections; the open ones go on until they are closed."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
 
     async def stop(self) -> None:
+        """Stop accepting, and let go of every connection: the streams on them should be
+        closed first, as aiohttp cancels the handlers still running."""
+        await self.stop_accepting()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -52,7 +63,11 @@ class WebListener:
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
         limits = self.ctx.config.limits
         socket = web.WebSocketResponse(
-            protocols=("xmpp",), max_msg_size=limits.max_stanza_bytes + 1024
+            protocols=("xmpp",),
+            max_msg_size=limits.max_stanza_bytes + 1024,
+            # How long the closing handshake waits for the client's close frame: the
+            # stream's lingering close.
+            timeout=LINGER_SECONDS,
         )
         await socket.prepare(request)
         if socket.ws_protocol != "xmpp":
@@ -63,7 +78,7 @@ class WebListener:
         stream = ClientStream(
             self.ctx,
             WebSocketReader(socket),
-            WebSocketWriter(socket, peer),
+            WebSocketWriter(socket, peer, request.transport),
             secure=self.ctx.config.web.consider_secure,
         )
         await stream.run()

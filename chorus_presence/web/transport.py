@@ -1,4 +1,9 @@
-"""An aiohttp WebSocket dressed as the reader and writer the c2s stream layer uses."""
+"""An aiohttp WebSocket dressed as the reader and writer the c2s stream layer uses.
+
+Closing the writer ends the connection as RFC 7395 section 3.6 asks: what is queued (the stream
+error and `<close/>` among it) goes out, then the WebSocket closing handshake; aborting it cuts
+the TCP connection under the socket.
+"""
 
 from __future__ import annotations
 
@@ -55,9 +60,16 @@ class _Transport:
 class WebSocketWriter:
     """Writes are synchronous for the stream layer; a task sends them in order."""
 
-    def __init__(self, socket: web.WebSocketResponse, peer: tuple[str, int] | None) -> None:
+    def __init__(
+        self,
+        socket: web.WebSocketResponse,
+        peer: tuple[str, int] | None,
+        connection: asyncio.Transport | None,
+    ) -> None:
         self._socket = socket
         self._peer = peer
+        # The HTTP connection the socket runs on, for abort().
+        self._connection = connection
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self.queued_bytes = 0
         self.closing = False
@@ -84,13 +96,17 @@ class WebSocketWriter:
             raise ConnectionResetError("the WebSocket is closed")
 
     def close(self) -> None:
+        if not self.closing:
+            self._queue.put_nowait(None)
         self._closing()
-        self._queue.put_nowait(None)
 
     def abort(self) -> None:
+        """Drop the connection now: nothing more is sent, not even a close frame, which a
+        client that does not read would never take."""
         self._closing()
         self._sender.cancel()
-        asyncio.get_running_loop().create_task(self._socket.close())
+        if self._connection is not None:
+            self._connection.abort()
 
     async def wait_closed(self) -> None:
         with contextlib.suppress(asyncio.CancelledError):
@@ -108,7 +124,9 @@ class WebSocketWriter:
         finally:
             # Nothing queued will be sent now: a stream waiting in drain() must not wait on.
             self._closing()
-            await self._socket.close()
+        # Not when aborted (cancelled): the closing handshake, which waits for the client's
+        # close frame as long as the socket's timeout, dropping whatever comes before it.
+        await self._socket.close()
 
     def _closing(self) -> None:
         self.closing = True

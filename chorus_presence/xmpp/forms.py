@@ -5,6 +5,11 @@ fields of the XEP-0004 types (with labels, descriptions, options, default values
 required flag), reading a form's definition back from its XML, and checking a submitted form
 against the form that was shown, which yields typed values. A submission that does not fit
 raises `StanzaError('bad-request')` with a text naming the field, for the user's client to show.
+
+Every form built here is one any client can show: each option has a value and a label, a list
+offers each value once, and a list's default is among its choices. A list whose choices are
+only suggestions says so with XEP-0122's `<open/>`; its values are then checked by whoever
+reads them.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ TITLE = ns.qname(ns.DATA_FORMS, "title")
 INSTRUCTIONS = ns.qname(ns.DATA_FORMS, "instructions")
 DESC = ns.qname(ns.DATA_FORMS, "desc")
 REQUIRED = ns.qname(ns.DATA_FORMS, "required")
+VALIDATE = ns.qname(ns.DATA_FORMS_VALIDATE, "validate")
+OPEN = ns.qname(ns.DATA_FORMS_VALIDATE, "open")
 
 _TRUE = frozenset({"1", "true"})
 _FALSE = frozenset({"0", "false"})
@@ -56,12 +63,20 @@ class Option:
     """One choice of a list field: the value submitted and the label shown."""
 
     value: str
-    label: str | None = None
+    label: str
+
+    def __post_init__(self) -> None:
+        # profanity 0.13 crashes on an option whose <value/> is empty.
+        if not self.value.strip():
+            raise ValueError("an option needs a value: an empty one crashes some clients")
+        if not self.label.strip():
+            raise ValueError(f"option {self.value!r} needs a label")
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """One field of a form; `value` is the default shown, typed as `FieldValue` says."""
+    """One field of a form; `value` is the default shown, typed as `FieldValue` says.
+    `open` makes a list's options suggestions: any value is accepted (XEP-0122 `<open/>`)."""
 
     type: FieldType
     var: str | None = None
@@ -70,6 +85,7 @@ class Field:
     options: tuple[Option, ...] = ()
     required: bool = False
     desc: str | None = None
+    open: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in FIELD_TYPES:
@@ -79,6 +95,17 @@ class Field:
             raise ValueError(f"a {self.type} field needs a var")
         if self.options and self.type not in LIST_TYPES:
             raise ValueError(f"a {self.type} field cannot have options")
+        if self.open and self.type not in LIST_TYPES:
+            raise ValueError(f"only a list field has open choices, not a {self.type} field")
+        choices = [option.value for option in self.options]
+        for value in choices:
+            if choices.count(value) > 1:
+                raise ValueError(f"{self.title} offers {value!r} twice")
+        if self.options and not self.open:
+            # Some clients (profanity) show a list's choices only next to a default among them.
+            for value in self.wire_values():
+                if value not in choices:
+                    raise ValueError(f"{self.title}: default {value!r} is not one of its choices")
 
     @property
     def title(self) -> str:
@@ -133,7 +160,7 @@ class Field:
             raise StanzaError("bad-request", f"{self.title}: {text!r} is not a valid JID") from exc
 
     def _check_option(self, text: str) -> None:
-        if self.options and text not in {option.value for option in self.options}:
+        if self.options and not self.open and text not in {o.value for o in self.options}:
             raise StanzaError("bad-request", f"{self.title}: {text!r} is not one of the choices")
 
 
@@ -170,9 +197,13 @@ class Form:
                 child(node, "value", text=text)
             for option in field.options:
                 choice = child(node, "option")
-                if option.label is not None:
-                    choice.set("label", option.label)
+                choice.set("label", option.label)
                 child(choice, "value", text=option.value)
+            if field.open:
+                validate = child(
+                    node, "validate", {"datatype": "xs:string"}, namespace=ns.DATA_FORMS_VALIDATE
+                )
+                child(validate, "open")
         return form
 
     @classmethod
@@ -231,7 +262,8 @@ def _field_from_element(node: Element) -> Field:
     if field_type not in FIELD_TYPES:
         raise ValueError(f"unknown field type {field_type!r}")
     options = tuple(
-        Option(option.findtext(VALUE) or "", option.get("label")) for option in node.findall(OPTION)
+        Option(option.findtext(VALUE) or "", option.get("label") or "")
+        for option in node.findall(OPTION)
     )
     shape = Field(
         cast(FieldType, field_type),
@@ -240,6 +272,7 @@ def _field_from_element(node: Element) -> Field:
         options=options,
         required=node.find(REQUIRED) is not None,
         desc=node.findtext(DESC),
+        open=node.find(f"{VALIDATE}/{OPEN}") is not None,
     )
     # Only direct <value/> children: an option's own <value/> belongs to the option.
     return replace(shape, value=shape.typed([value.text or "" for value in node.findall(VALUE)]))

@@ -67,10 +67,11 @@ async def test_commands_are_listed_and_described(users: Harness) -> None:
     await sync(bob, alice)
 
     assert await command_names(alice) == {
-        SETTINGS: "Presence settings",
+        SETTINGS: "Presence settings (1 pending request)",
         PENDING: "Pending presence status requests (1)",
         ALLOWED: "Users allowed to see your presence status (0)",
         "urn:chorus:cmd:devices": "Devices and call routing",
+        "urn:chorus:cmd:state": "Set my status",
         BLOCKED: "Users blocked from seeing your presence status (0)",
     }
     # The counts are each user's own.

@@ -21,7 +21,7 @@ async def test_devices_command_sets_routing(harness: Harness) -> None:
 
     # Second run: the new devices can now be chosen per presence state.
     command = await execute(alice, DEVICES)
-    assert set(options(fields(command)["map-dnd"])) == {"", "Desk", "Voicemail"}
+    assert set(options(fields(command)["map-dnd"])) == {"-", "Desk", "Voicemail"}
     await complete(alice, command, {"default": "Desk", "map-dnd": "Voicemail"})
 
     config = await harness.ctx.call_routing.config("alice")

@@ -48,7 +48,7 @@ async def test_user_commands_are_live(harness: Harness, caplog: pytest.LogCaptur
     assert f"dave@{DOMAIN}" in added.out
     dave = await harness.login("dave", "n3w pass")
     assert (await cli(config, "user", "list", "--json")).json() == [
-        {"username": "dave", "jid": f"dave@{DOMAIN}"}
+        {"username": "dave", "jid": f"dave@{DOMAIN}", "disabled": False}
     ]
     await fails(
         config, 1, "user", "add", "dave", "--password-stdin", needle=f"dave@{DOMAIN} already exists"
@@ -78,8 +78,8 @@ async def test_user_commands_are_live(harness: Harness, caplog: pytest.LogCaptur
     await ok(config, "user", "remove", "dave")
     await asyncio.wait_for(ended, TIMEOUT)
     assert errors == ["not-authorized"]
-    await fails(config, 1, "user", "remove", "dave", needle=f"no such user: dave@{DOMAIN}")
-    await fails(config, 1, "user", "disable", "bad user", needle="bad username")
+    await fails(config, 1, "user", "remove", "dave", needle=f"No such user dave@{DOMAIN}")
+    await fails(config, 1, "user", "disable", "bad user", needle="is not a valid username")
 
     # Each action is logged once, and no password ever is.
     actions = [r.getMessage() for r in caplog.records if r.getMessage().startswith("admin: ")]
@@ -132,7 +132,7 @@ async def test_roster_link_and_group_sync_are_live(harness: Harness) -> None:
     await bob_in.get(presence_of(bob, "unavailable", f"{ALICE}/test"))
     assert BOB not in await roster_of(alice)
     await fails(config, 1, "roster", "remove", "alice", "bob", needle="is not in the roster")
-    await fails(config, 1, "roster", "link", "alice", "nobody", needle="no such user")
+    await fails(config, 1, "roster", "link", "alice", "nobody", needle="No such user")
     await fails(config, 1, "group", "sync", "Solo", "alice", needle="at least two")
 
 
@@ -219,9 +219,9 @@ async def test_presence_sessions_stats_and_routing_are_live(harness: Harness) ->
         "set",
         "alice",
         "--device",
-        "Desk phone:desk-phone",
+        "desk-phone:Desk phone",
         "--device",
-        "Voicemail:voicemail",
+        "voicemail:Voicemail",
         "--default",
         "Desk phone",
         "--map",
@@ -233,7 +233,7 @@ async def test_presence_sessions_stats_and_routing_are_live(harness: Harness) ->
     route = (await ok(config, "routing", "route", "alice", "--json")).json()
     assert route == {"user": ALICE, "state": "dnd", "device": "Voicemail", "kind": "voicemail"}
     assert (await ok(config, "routing", "grant", "bob", "--json")).json()["permission"] is True
-    await fails(config, 1, "routing", "set", "alice", "--device", "Desk:phone", needle="kinds")
+    await fails(config, 2, "routing", "set", "alice", "--device", "phone:Desk", needle="kind")
     await fails(config, 2, "routing", "set", "alice", "--map", "dnd", needle="STATE=NAME")
 
     # Kicking one resource ends that session only; contacts see it go.
@@ -245,7 +245,7 @@ async def test_presence_sessions_stats_and_routing_are_live(harness: Harness) ->
     await bob_in.get(presence_of(bob, "unavailable", f"{ALICE}/phone"))
     route = (await ok(config, "routing", "route", "alice", "--json")).json()
     assert (route["state"], route["device"]) == ("available", "Desk phone")
-    await fails(config, 1, "session", "kick", f"{ALICE}/phone", needle="no session")
+    await fails(config, 1, "session", "kick", f"{ALICE}/phone", needle="No session")
 
 
 async def test_user_import_reports_each_bad_row(harness: Harness, tmp_path: Path) -> None:
@@ -264,8 +264,8 @@ async def test_user_import_reports_each_bad_row(harness: Harness, tmp_path: Path
     assert result["imported"] == 997
     assert [(f["line"], f["error"]) for f in result["failed"]] == [
         (11, "1 column, not username,password[,name]"),
-        (501, f"user user1@{DOMAIN} already exists"),
-        (1000, "empty username"),
+        (501, f"User user1@{DOMAIN} already exists"),
+        (1000, "Empty username"),
     ]
     assert run.err.strip().endswith("3 rows not imported: line 11, 501, 1000")
     assert len(await harness.ctx.accounts.usernames()) == 997
@@ -290,7 +290,7 @@ async def test_admin_channel_answers_every_request_on_one_line(harness: Harness)
         writer.close()
     assert [answer["ok"] for answer in answers] == [False, False, False, False, True]
     assert "not JSON" in answers[0]["error"]
-    assert "unknown admin command 'user.frobnicate'" in answers[2]["error"]
+    assert "Unknown admin command 'user.frobnicate'" in answers[2]["error"]
     assert "password" in answers[3]["error"]
     assert answers[4]["result"] == []
 
@@ -308,12 +308,12 @@ async def test_offline_commands_work_on_the_database(
         await ok(config, "user", "add", name, "--password-stdin", stdin=f"{PASSWORD}\n")
     await ok(config, "roster", "link", "alice", "bob")
     await ok(config, "visibility", "policy", "alice", "everyone")
-    await ok(config, "routing", "set", "alice", "--device", "Mobile:mobile", "--default", "Mobile")
+    await ok(config, "routing", "set", "alice", "--device", "mobile:Mobile", "--default", "Mobile")
     route = (await ok(config, "routing", "route", "alice", "--json")).json()
     assert (route["state"], route["device"]) == ("offline", "Mobile")
     for command in (["presence", "show"], ["session", "list"], ["stats"]):
-        await fails(config, 1, *command, needle="the server is not running")
-    await fails(config, 1, "session", "kick", "alice", needle="the server is not running")
+        await fails(config, 1, *command, needle="The server is not running")
+    await fails(config, 1, "session", "kick", "alice", needle="The server is not running")
 
     # Started on that database, the server has what the commands wrote, and its admin socket
     # replaced the stale one, readable by its own user only.

@@ -144,7 +144,9 @@ async def test_user_lifecycle(tmp_path: Path, config: Path) -> None:
     assert table.returncode == 0, table
     assert "alice@localhost" in table.stdout
     listing = cli("user", "list", "--json", config=config)
-    assert json.loads(listing.stdout) == [{"username": "alice", "jid": "alice@localhost"}]
+    assert json.loads(listing.stdout) == [
+        {"username": "alice", "jid": "alice@localhost", "disabled": False}
+    ]
 
     changed = cli("user", "passwd", "alice", "--password-stdin", config=config, stdin="n3w\n")
     assert changed.returncode == 0, changed
@@ -154,7 +156,7 @@ async def test_user_lifecycle(tmp_path: Path, config: Path) -> None:
     removed = cli("user", "remove", "alice", config=config)
     assert removed.returncode == 0, removed
     assert usernames(config) == []
-    assert_fails(cli("user", "remove", "alice", config=config), 1, "no such user")
+    assert_fails(cli("user", "remove", "alice", config=config), 1, "No such user")
 
 
 def test_user_may_be_a_bare_jid_of_this_domain(config: Path) -> None:
@@ -174,18 +176,18 @@ def test_user_may_be_a_bare_jid_of_this_domain(config: Path) -> None:
 )
 def test_bad_usernames_are_refused(config: Path, user: str, needle: str) -> None:
     result = cli("user", "add", user, "--password-stdin", config=config, stdin="pw\n")
-    assert_fails(result, 1, "bad username", needle)
+    assert_fails(result, 1, needle)
     assert usernames(config) == []
 
 
 def test_passwd_for_unknown_user_fails(config: Path) -> None:
     result = cli("user", "passwd", "nobody", "--password-stdin", config=config, stdin="pw\n")
-    assert_fails(result, 1, "no such user")
+    assert_fails(result, 1, "No such user")
 
 
 def test_empty_password_is_refused(config: Path) -> None:
     result = cli("user", "add", "dave", "--password-stdin", config=config, stdin="\n")
-    assert_fails(result, 1, "password")
+    assert_fails(result, 1, "Password is empty")
     assert usernames(config) == []
 
 

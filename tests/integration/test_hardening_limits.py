@@ -491,7 +491,7 @@ def test_bad_new_limits_are_config_errors_naming_the_key(
     path.write_text(f"[limits]\n{text}\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert str(caught.value) == f"config {path}: {problem}"
+    assert str(caught.value) == f"Config {path}: {problem}"
 
 
 def test_the_new_limits_have_their_defaults(tmp_path: Path) -> None:

@@ -142,6 +142,30 @@ async def test_a_lost_connection_bounces_only_to_those_who_see_presence(users: H
     assert messages(carol_in) == []
 
 
+@pytest.mark.server_config(messages=STORE, **PLAINTEXT)
+async def test_a_lost_connection_stores_its_chat_but_never_its_headlines(users: Harness) -> None:
+    await link(users, "alice", "bob")
+    raw, jid = await raw_session(users, "alice")
+    raw.send(f"<enable xmlns='{SM}'/>")
+    await raw.expect(f"<enabled xmlns='{SM}'")
+    bob, _ = await online(users, "bob")
+    bob.send_message(mto=jid, mbody="news of the moment", mtype="headline")
+    await raw.expect("news of the moment")
+    bob.send_message(mto=jid, mbody="keep this", mtype="chat")
+    await raw.expect("keep this")
+    raw.send("</stream:stream>")
+    # The server closes only once the ended session's messages are dealt with.
+    await raw.read_to_close()
+
+    alice = await users.login("alice")
+    alice_in = Inbox(alice)
+    alice.send_presence()
+    stored = await alice_in.get(is_message)
+    assert str(stored["body"]) == "keep this"
+    await sync(alice)
+    assert messages(alice_in) == []
+
+
 # Offline storage: the quota, and whom it takes messages from
 
 

@@ -29,9 +29,9 @@ def error_for(tmp_path: Path, text: str) -> str:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     message = str(info.value)
-    assert message.startswith(f"config {path}: ")
+    assert message.startswith(f"Config {path}: ")
     assert "\n" not in message
-    return message.removeprefix(f"config {path}: ")
+    return message.removeprefix(f"Config {path}: ")
 
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_bad_toml_is_one_line(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.toml"
-    with pytest.raises(ConfigError, match=r"^config .*nope\.toml: file not found$"):
+    with pytest.raises(ConfigError, match=r"^Config .*nope\.toml: file not found$"):
         load_config(path)
 
 

@@ -12,7 +12,7 @@ from chorus_presence.xmpp.jid import JID
 from chorus_presence.xmpp.stanza import Element, serialize
 
 XD = f"{{{ns.DATA_FORMS}}}"
-COLOURS = (Option("red", "Red"), Option("green", "Green"), Option("blue"))
+COLOURS = (Option("red", "Red"), Option("green", "Green"), Option("blue", "Blue"))
 
 EVERY_TYPE = Form(
     (
@@ -63,7 +63,7 @@ def test_form_xml_has_every_part() -> None:
     assert [v.text for v in enabled.findall(f"{XD}value")] == ["1"]
     assert colour.find(f"{XD}required") is None
     options = [(o.get("label"), o.findtext(f"{XD}value")) for o in colour.findall(f"{XD}option")]
-    assert options == [("Red", "red"), ("Green", "green"), (None, "blue")]
+    assert options == [("Red", "red"), ("Green", "green"), ("Blue", "blue")]
     assert [v.text for v in colours.findall(f"{XD}value")] == ["red", "blue"]
     assert [v.text for v in about.findall(f"{XD}value")] == ["line one", "line two"]
     assert [v.text for v in friends.findall(f"{XD}value")] == [

@@ -25,6 +25,7 @@ from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.storage.database import Database
 from chorus_presence.storage.routing import RoutingRepository
 from chorus_presence.storage.settings import SettingsRepository
+from chorus_presence.storage.visibility import PresenceBlockRepository
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID
 
@@ -53,6 +54,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         SettingsRepository(db),
         RoutingRepository(db),
         accounts,
+        PresenceBlockRepository(db),
         domain=DOMAIN,
         admins=(f"boss@{DOMAIN}",),
         state_of=lambda jid: states.get(jid, "offline"),

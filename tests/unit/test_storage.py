@@ -367,10 +367,10 @@ async def test_the_factory_refuses_an_unknown_backend(tmp_path: Path) -> None:
     path = tmp_path / "chorus.toml"
     path.write_text('[storage]\nbackend = "SQLite"\n', encoding="utf-8")
     assert load_config(path).storage.backend == "sqlite"
-    path.write_text('[storage]\nbackend = "postgresql"\n', encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"'storage\.backend' must be one of sqlite"):
+    path.write_text('[storage]\nbackend = "mysql"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"'storage\.backend' must be one of sqlite, postgresql"):
         load_config(path)
     # A StorageConfig built by hand skips that check; the factory still refuses it.
-    with pytest.raises(ValueError, match="unknown storage backend 'postgresql'"):
-        await open_repositories(StorageConfig(tmp_path / "chorus.db", "postgresql"), DOMAIN)
+    with pytest.raises(ValueError, match="unknown storage backend 'mysql'"):
+        await open_repositories(StorageConfig(tmp_path / "chorus.db", "mysql"), DOMAIN)
     assert not (tmp_path / "chorus.db").exists()

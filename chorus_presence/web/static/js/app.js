@@ -145,7 +145,7 @@ function setUpUserMenu(session) {
     location.reload();
   });
   const badges = () => {
-    const pending = session.visibility.pending.length;
+    const pending = session.pendingCount;
     const label = `${pending} pending presence status ${pending === 1 ? "request" : "requests"}`;
     for (const badge of [$("#user-badge"), $("#settings-badge")]) {
       badge.hidden = pending === 0;
@@ -155,6 +155,7 @@ function setUpUserMenu(session) {
     document.title = pending ? `(${pending}) Chorus Presence` : "Chorus Presence";
   };
   session.addEventListener("visibility", badges);
+  session.addEventListener("pending-count", badges);
   badges();
 }
 

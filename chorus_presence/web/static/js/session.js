@@ -16,6 +16,7 @@ const SEES = new Set(["to", "both"]);
 
 /**
  * Events: "roster", "presence" (detail: {jid, previous, current}), "visibility",
+ * "pending-count" (the server said how many requests wait; `pendingCount` has it),
  * "subscribe" (detail: {jid}), "message" (detail: {jid, id, body}),
  * "message-error" (detail: {jid, id, error stanza}), "own-presence".
  */
@@ -30,6 +31,8 @@ export class Session extends EventTarget {
     // server's effective state is the user's most recent choice.
     this.presences = new Map();
     this.visibility = { policy: "ask", awayWhenOffline: false, pending: [], allowed: [], blocked: [] };
+    // The server pushes it whenever it changes, ahead of the lists, which are read again.
+    this.pendingCount = 0;
     this.own = { state: "available", status: "" };
     this.refreshing = null;
     this.refreshAgain = false;
@@ -83,6 +86,7 @@ export class Session extends EventTarget {
           this.refreshAgain = false;
           this.visibility = await getVisibility(this.client);
         } while (this.refreshAgain);
+        this.pendingCount = this.visibility.pending.length;
         this.emit("visibility");
       } finally {
         this.refreshing = null;
@@ -114,6 +118,13 @@ export class Session extends EventTarget {
   }
 
   #onMessage(stanza) {
+    const count = child(stanza, "pending", NS.visibility);
+    // Only the server speaks for the account, from its bare JID; a copy kept while a
+    // connection was lost (it carries a delay) is out of date.
+    if (count && stanza.getAttribute("from") === this.bare && !child(stanza, "delay", NS.delay)) {
+      this.#onPendingCount(count);
+      return;
+    }
     const jid = bareJid(stanza.getAttribute("from") || "");
     const id = stanza.getAttribute("id");
     if (stanza.getAttribute("type") === "error") {
@@ -122,6 +133,14 @@ export class Session extends EventTarget {
     }
     const body = child(stanza, "body");
     if (body && body.textContent) this.emit("message", { jid, id, body: body.textContent });
+  }
+
+  #onPendingCount(node) {
+    const count = Number(node.getAttribute("count"));
+    if (!Number.isInteger(count) || count < 0) return;
+    this.pendingCount = count;
+    this.emit("pending-count");
+    this.refreshVisibility().catch(() => {});
   }
 
   #onIq({ stanza, reply }) {

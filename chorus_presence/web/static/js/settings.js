@@ -30,6 +30,13 @@ export class PresenceSettings {
       this.#save();
     });
     session.addEventListener("visibility", () => this.render());
+    session.addEventListener("pending-count", () => this.#showPendingCount());
+    const exception = $("#exception-form");
+    // Enter alone must not pick Allow or Block for the user.
+    exception.addEventListener("submit", (event) => event.preventDefault());
+    for (const button of exception.querySelectorAll("[data-action]")) {
+      button.addEventListener("click", () => this.#except(button, button.dataset.action));
+    }
   }
 
   render() {
@@ -38,11 +45,7 @@ export class PresenceSettings {
       $("#away-when-offline").checked = visibility.awayWhenOffline;
       for (const radio of this.form.elements.policy) radio.checked = radio.value === visibility.policy;
     }
-    const pending = visibility.pending.length;
-    const count = $("#pending-count");
-    count.textContent = String(pending);
-    count.setAttribute("aria-label", `${pending} ${pending === 1 ? "request" : "requests"}`);
-    count.classList.toggle("badge-quiet", pending === 0);
+    this.#showPendingCount();
     $("#allowed-count").textContent = String(visibility.allowed.length);
     $("#blocked-count").textContent = String(visibility.blocked.length);
     this.#list(
@@ -63,6 +66,14 @@ export class PresenceSettings {
       visibility.blocked.map((jid) => ({ jid })),
       [["Allow", "allow", "moved to the allowed list"]],
     );
+  }
+
+  #showPendingCount() {
+    const pending = this.session.pendingCount;
+    const count = $("#pending-count");
+    count.textContent = String(pending);
+    count.setAttribute("aria-label", `${pending} ${pending === 1 ? "request" : "requests"}`);
+    count.classList.toggle("badge-quiet", pending === 0);
   }
 
   #list(id, entries, actions) {
@@ -122,6 +133,35 @@ export class PresenceSettings {
     await this.session.refreshVisibility().catch(() => {});
   }
 
+  /** Allows or blocks someone by the address typed; the server says who may be listed. */
+  async #except(button, action) {
+    const input = $("#exception-jid");
+    const result = $("#exception-result");
+    const jid = input.value.trim();
+    if (!jid) {
+      flash(result, "Enter the address of the person to allow or block.", "error");
+      input.focus();
+      return;
+    }
+    button.disabled = true;
+    try {
+      await changeVisibility(this.session.client, action, jid);
+      flash(
+        result,
+        action === "allow"
+          ? `Allowed ${jid} to see your presence status.`
+          : `Blocked ${jid} from seeing your presence status (messages still reach you).`,
+      );
+      input.value = "";
+    } catch (error) {
+      flash(result, `Could not ${action} ${jid}: ${error.message}`, "error");
+      input.focus();
+    } finally {
+      button.disabled = false;
+    }
+    await this.session.refreshVisibility().catch(() => {});
+  }
+
   async #save() {
     const result = $("#visibility-result");
     const policy = [...this.form.elements.policy].find((radio) => radio.checked)?.value;
@@ -130,6 +170,7 @@ export class PresenceSettings {
         policy,
         awayWhenOffline: $("#away-when-offline").checked,
       });
+      this.session.pendingCount = this.session.visibility.pending.length;
       this.dirty = false;
       this.session.emit("visibility");
       flash(result, "Saved.");

@@ -11,6 +11,7 @@ export const NS = {
   roster: "jabber:iq:roster",
   ping: "urn:xmpp:ping",
   discoInfo: "http://jabber.org/protocol/disco#info",
+  delay: "urn:xmpp:delay",
   state: "urn:chorus:presence:0",
   visibility: "urn:chorus:visibility:0",
   routing: "urn:chorus:routing:0",

@@ -1,0 +1,111 @@
+"""Set my status: the six presence states and custom text as an ad-hoc command, for stock
+clients whose only states are the standard `<show>` values.
+
+Submitting replaces the presence of each of the user's available resources with one carrying
+the chosen state (its `<show>` and default `<status>` follow from `rich_states`) and the custom
+text, keeping the rest of that resource's presence (priority, capabilities). The presence
+service takes it as if the resource had sent it and broadcasts it through the same filters, so
+contacts see only what visibility and blocks allow. The state lasts until a client sends its
+own presence, which wins on its resource.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from chorus_presence.services import rich_states
+from chorus_presence.services.adhoc import AdhocService
+from chorus_presence.services.presence import PresenceService
+from chorus_presence.xmpp import namespaces as ns
+from chorus_presence.xmpp.errors import StanzaError
+from chorus_presence.xmpp.forms import Field, FieldValue, Form, Option
+from chorus_presence.xmpp.jid import JID
+from chorus_presence.xmpp.stanza import Element, child
+
+NODE = "urn:chorus:cmd:state"
+TITLE = "Set my status"
+# The seed guide's names of the states, in its order.
+STATE_LABELS = {
+    "available": "Available",
+    "away": "Away",
+    "brb": "Be Right Back",
+    "dnd": "Do Not Disturb",
+    "busy": "Busy",
+    "in-meeting": "In Meeting",
+}
+STATE_FIELD = "Status"
+TEXT_FIELD = "Custom status text"
+INSTRUCTIONS = "Sets the status of each of your online resources, until your client sends its own."
+
+
+class StateCommand:
+    def __init__(self, presence: PresenceService, *, domain: str) -> None:
+        self._presence = presence
+        self._domain = domain
+
+    async def start(self, owner: str) -> Element:
+        state, text = self._current(owner)
+        fields = (
+            Field(
+                "list-single",
+                "state",
+                STATE_FIELD,
+                value=state,
+                options=tuple(Option(value, label) for value, label in STATE_LABELS.items()),
+                required=True,
+            ),
+            Field("text-single", "text", TEXT_FIELD, value=text, desc="Leave it empty for none."),
+        )
+        return Form(fields, title=TITLE, instructions=INSTRUCTIONS).to_element()
+
+    async def submit(self, owner: str, values: dict[str, FieldValue]) -> str:
+        current_state, current_text = self._current(owner)
+        state = str(values.get("state", current_state))
+        text = str(values.get("text", current_text or "")).strip() or None
+        if text is not None and len(text) > rich_states.MAX_STATUS_CHARS:
+            raise StanzaError(
+                "not-acceptable",
+                f"Custom status text is {len(text)} characters;"
+                f" at most {rich_states.MAX_STATUS_CHARS} are allowed",
+            )
+        user = JID(owner, self._domain)
+        changed = 0
+        for session, resource in self._presence.available(user):
+            presence = _with_state(resource.stanza, state, text)
+            changed += await self._presence.replace_presence(session, presence)
+        if not changed:
+            raise StanzaError(
+                "unexpected-request",
+                f"None of {user}'s resources is available: send your presence first",
+            )
+        label = STATE_LABELS[state]
+        return f"Your status is now {label}: {text}." if text else f"Your status is now {label}."
+
+    def _current(self, owner: str) -> tuple[str, str | None]:
+        """The state and custom text of the user's latest presence change."""
+        resources = self._presence.available(JID(owner, self._domain))
+        if not resources:
+            return "available", None
+        _, latest = max(resources, key=lambda pair: pair[1].sequence)
+        text = latest.stanza.findtext(rich_states.STATUS)
+        # The state's own text is not custom text: kept, it would stick to the next state.
+        if text == rich_states.STATES[latest.state].default_status:
+            text = None
+        return latest.state, text
+
+
+def _with_state(presence: Element, state: str, text: str | None) -> Element:
+    """A copy of a resource's presence with its state and text replaced, the rest kept (the
+    stored original is never changed once sent)."""
+    updated = copy.deepcopy(presence)
+    for tag in (rich_states.SHOW, rich_states.STATUS, rich_states.STATE):
+        for node in updated.findall(tag):
+            updated.remove(node)
+    child(updated, "state", namespace=ns.CHORUS_PRESENCE, text=state)
+    if text is not None:
+        child(updated, "status", text=text)
+    return updated
+
+
+def register(adhoc: AdhocService, presence: PresenceService, *, domain: str) -> None:
+    adhoc.register(NODE, TITLE, StateCommand(presence, domain=domain))
