@@ -12,9 +12,8 @@ import signal
 from pathlib import Path
 
 import aiohttp
-import pytest
 from lxml import etree
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from tests.integration.harness import (
     DOMAIN,
@@ -28,6 +27,7 @@ from tests.integration.harness import (
     starttls,
     write_config,
 )
+from tests.integration.harness.browser import chromium
 
 STREAM_OPEN = (
     "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
@@ -222,47 +222,27 @@ async def test_sigterm_ends_websocket_and_tcp_streams_and_exits_whatever_clients
 
 # The portal in Chromium, as people leave it open
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Never a browser download: the system's Chromium, with nothing that reaches the network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium")
 async def test_sigterm_with_a_portal_tab_open_tells_it_and_exits(
     tmp_path: Path, tls_files: tuple[Path, Path]
 ) -> None:
     server, web_port = await start_with_portal(tmp_path, tls_files)
     try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        async with chromium() as browser:
+            page = await browser.new_page()
+            await page.goto(f"http://127.0.0.1:{web_port}/")
+            await page.get_by_label("Chorus address").fill(f"alice@{DOMAIN}")
+            await page.get_by_label("Password").fill(PASSWORD)
+            await page.get_by_role("button", name="Sign in").click()
+            await expect(page.get_by_role("heading", name="Contacts")).to_be_visible(
+                timeout=TIMEOUT * 1000
             )
-            try:
-                page = await browser.new_page()
-                await page.goto(f"http://127.0.0.1:{web_port}/")
-                await page.get_by_label("Chorus address").fill(f"alice@{DOMAIN}")
-                await page.get_by_label("Password").fill(PASSWORD)
-                await page.get_by_role("button", name="Sign in").click()
-                await expect(page.get_by_role("heading", name="Contacts")).to_be_visible(
-                    timeout=TIMEOUT * 1000
-                )
 
-                server.process.send_signal(signal.SIGTERM)
-                signalled = asyncio.get_running_loop().time()
-                await expect(page.locator("#connection-message")).to_have_text(
-                    "The server is restarting.", timeout=TIMEOUT * 1000
-                )
-                assert await exits_soon(server, signalled) == 0
-            finally:
-                await browser.close()
+            server.process.send_signal(signal.SIGTERM)
+            signalled = asyncio.get_running_loop().time()
+            await expect(page.locator("#connection-message")).to_have_text(
+                "The server is restarting.", timeout=TIMEOUT * 1000
+            )
+            assert await exits_soon(server, signalled) == 0
     finally:
         await server.stop()

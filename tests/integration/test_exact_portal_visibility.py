@@ -5,57 +5,31 @@ words, while rows older versions let in still move between the lists."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, Page, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "the portal tests need Debian's chromium at /usr/bin/chromium "
-        "(scripts/test installs it when run as root: apt-get install chromium)",
-        allow_module_level=True,
-    )
-
-from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
-
-from chorus_presence.storage.rosters import RosterChanges, RosterItem  # noqa: E402
-from tests.integration.harness import (  # noqa: E402
+from chorus_presence.storage.rosters import RosterChanges, RosterItem
+from tests.integration.harness import (
     DOMAIN,
     PASSWORD,
     Harness,
     online,
     presence_of,
 )
+from tests.integration.harness.browser import chromium
 
 ALICE, BOB, CAROL = (f"{name}@{DOMAIN}" for name in ("alice", "bob", "carol"))
 GHOST, PHANTOM = f"ghost@{DOMAIN}", f"phantom@{DOMAIN}"
 WEB = pytest.mark.server_config(web={"enabled": True, "port": 0})
-# Never a browser download: the system's Chromium, with nothing that reaches the network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 expect.set_options(timeout=10_000)
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def sign_in(harness: Harness, browser: Browser, jid: str) -> Page:

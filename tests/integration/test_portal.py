@@ -11,18 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, Page, expect
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "the portal tests need Debian's chromium at /usr/bin/chromium "
-        "(scripts/test installs it when run as root: apt-get install chromium)",
-        allow_module_level=True,
-    )
-
-from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
-
-from tests.integration.harness import (  # noqa: E402
+from tests.integration.harness import (
     DOMAIN,
     PASSWORD,
     Harness,
@@ -31,22 +22,12 @@ from tests.integration.harness import (  # noqa: E402
     presence_of,
     roster_of,
 )
+from tests.integration.harness.browser import chromium
 
 ALICE, BOB, CAROL = (f"{name}@{DOMAIN}" for name in ("alice", "bob", "carol"))
 PBX = f"pbx@{DOMAIN}"
 WEB = {"web": {"enabled": True, "port": 0}}
 EVERYONE = "Everyone can see my presence status (except explicitly blocked users)"
-# Never a browser download: the system's Chromium, with nothing that reaches the network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WAIT_MS = 10_000
 
 expect.set_options(timeout=WAIT_MS)
@@ -54,14 +35,8 @@ expect.set_options(timeout=WAIT_MS)
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def screenshot(page: Page, name: str) -> None:
