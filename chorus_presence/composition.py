@@ -19,7 +19,9 @@ import ssl
 import sys
 from typing import Protocol
 
+from chorus_presence.admin import presence as presence_admin
 from chorus_presence.admin.channel import AdminChannel
+from chorus_presence.cluster.node import ClusterNode
 from chorus_presence.config import Config, ConfigError, check_files
 from chorus_presence.core import topics
 from chorus_presence.core.background import BackgroundWork
@@ -51,6 +53,7 @@ from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.registration import RegistrationService
 from chorus_presence.services.roster_iq import RosterIq
 from chorus_presence.services.rosters import RosterService
+from chorus_presence.services.sign_ins import SignInService
 from chorus_presence.services.subscriptions import SubscriptionService
 from chorus_presence.services.visibility import VisibilityService
 from chorus_presence.storage.factory import Repositories, open_repositories, quiet_driver_logging
@@ -89,7 +92,7 @@ async def build(
     rosters = RosterService(repositories.rosters, sessions, bus, domain=domain)
     presence = PresenceService(bus, sessions, rosters, metrics, domain=domain)
     block_list = await BlockListService.load(
-        repositories.block_lists, rosters, presence, sessions, domain=domain
+        repositories.block_lists, bus, rosters, presence, sessions, domain=domain
     )
     subscriptions = SubscriptionService(
         bus,
@@ -136,6 +139,9 @@ async def build(
     )
     last_activity = LastActivityService(repositories.last_activity, presence, rosters, background)
     stream_management = StreamManagementService(config.liveness)
+    sign_ins = SignInService(
+        repositories.sign_ins, domain=domain, lifetime=config.auth.sign_in_lifetime
+    )
     parts: tuple[Subscriber, ...] = (
         metrics,
         sessions,
@@ -153,14 +159,21 @@ async def build(
         messages,
         call_routing,
         last_activity,
+        sign_ins,
     )
     for part in parts:
         part.subscribe(bus)
     for module in (ping, version, legacy_session):
         module.subscribe(bus)
+    cluster = None
+    if config.cluster.enabled:
+        cluster = ClusterNode(
+            config.cluster, bus, sessions, presence, rosters, block_list, visibility, domain=domain
+        )
+        cluster.subscribe(bus)
     secret = await repositories.server_state.secret("scram-fake-salt")
     streams = StreamContext(
-        config, bus, router, sessions, limits, metrics, accounts, ssl_context, secret
+        config, bus, router, sessions, limits, metrics, accounts, ssl_context, secret, sign_ins
     )
     return Components(
         config=config,
@@ -180,7 +193,9 @@ async def build(
         call_routing=call_routing,
         adhoc=adhoc,
         stream_management=stream_management,
+        sign_ins=sign_ins,
         streams=streams,
+        cluster=cluster,
     )
 
 
@@ -223,6 +238,10 @@ class Server:
             self.ctx = await build(config, repositories, ssl_context)
             if not listen:
                 return
+            if self.ctx.cluster is not None:
+                # Before any listener: the node joins, and drops what an earlier run left,
+                # before it accepts a client.
+                await self.ctx.cluster.start(presence_admin.cluster_queries(self.ctx))
             # Before the client listener: a second server configured like a running one stops
             # here, as its admin socket is taken.
             self.admin_channel = AdminChannel(self.ctx, config.admin.socket)
@@ -246,6 +265,8 @@ class Server:
             if self.admin_channel is not None:
                 await self.admin_channel.stop()
                 self.admin_channel = None
+            if self.ctx is not None and self.ctx.cluster is not None:
+                await self.ctx.cluster.stop()
             self.ctx = None
             await repositories.close()
             raise
@@ -276,6 +297,9 @@ class Server:
             connections = ctx.streams.connections
             connections.close_all(StreamError("system-shutdown", "The server is shutting down"))
             await connections.wait_closed(STREAMS_STOP_SECONDS)
+            if ctx.cluster is not None:
+                # Once every stream ended, so the other nodes heard of each end.
+                await ctx.cluster.stop()
         if self.web is not None:
             await self.web.stop()
             self.web = None

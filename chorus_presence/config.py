@@ -27,6 +27,10 @@ OFFLINE_POLICIES = ("bounce", "store")
 STORAGE_BACKENDS = ("sqlite", "postgresql")
 # What `storage.url` may start with: the schemes libpq and asyncpg read.
 POSTGRESQL_SCHEMES = ("postgresql", "postgres")
+# What `cluster.redis` may start with: the schemes redis-py's `from_url` reads.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+# A node's name goes into Redis keys and channel names, so it stays a plain token.
+_NODE_NAME = re.compile(r"[A-Za-z0-9._-]+")
 _URL_PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 MIN_SCRAM_ITERATIONS = 4096
 # scramp refuses more than this, so a larger value would only fail at the first login.
@@ -85,6 +89,8 @@ class RegistrationConfig:
 class AuthConfig:
     scram_iterations: int
     max_failures: int
+    # Seconds a sign-in's token stays good after it is issued (each use issues the next).
+    sign_in_lifetime: float = 2592000.0
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,21 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    # Off: one node, its live state in memory. On: nodes share the PostgreSQL database and
+    # keep who is where in Redis.
+    enabled: bool = False
+    # The Redis every node of the cluster uses (redis://, rediss:// or unix://).
+    redis: str = "redis://127.0.0.1:6379/0"
+    # This node's name, unique in the cluster; required when enabled.
+    node: str = ""
+    # Seconds between this node's heartbeats.
+    heartbeat: float = 1.0
+    # Seconds of silence after which the other nodes declare a node dead; above heartbeat.
+    node_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     domain: str
     # Bare JIDs of the accounts allowed to administer the server over XMPP.
@@ -180,6 +201,7 @@ class Config:
     messages: MessagesConfig
     logging: LoggingConfig
     admin: AdminConfig
+    cluster: ClusterConfig = ClusterConfig()
     # The file the settings came from, for error messages; None when built from defaults.
     source: Path | None = None
 
@@ -359,6 +381,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
                 maximum=MAX_SCRAM_ITERATIONS,
             ),
             max_failures=t.integer("max_failures", 3, minimum=1),
+            sign_in_lifetime=t.seconds("sign_in_lifetime", 2592000.0),
         )
     with _section(root, "limits") as t:
         limits = LimitsConfig(
@@ -421,6 +444,8 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         logging = LoggingConfig(level=t.choice("level", "info", LOG_LEVELS))
     with _section(root, "admin") as t:
         admin = AdminConfig(socket=t.path("socket", "../data/admin.sock"))
+    with _section(root, "cluster") as t:
+        cluster = _cluster(t, storage)
     root.finish()
 
     return Config(
@@ -438,6 +463,7 @@ def _build(data: dict[str, Any], base_dir: Path, source: Path | None) -> Config:
         messages=messages,
         logging=logging,
         admin=admin,
+        cluster=cluster,
         source=source,
     )
 
@@ -473,6 +499,35 @@ def _storage_url(table: _Table, backend: str) -> str | None:
             f"must be a URL such as postgresql://user@host:5432/database, not {display_url(url)!r}",
         )
     return url
+
+
+def _cluster(table: _Table, storage: StorageConfig) -> ClusterConfig:
+    enabled = table.boolean("enabled", False)
+    node = table.string("node", ClusterConfig.node) if "node" in table._data else ""
+    if node and not _NODE_NAME.fullmatch(node):
+        raise table._fail("node", f"must hold only letters, digits, '-', '_' and '.', not {node!r}")
+    redis = table.string("redis", ClusterConfig.redis)
+    scheme, _, rest = redis.partition("://")
+    if scheme.lower() not in REDIS_SCHEMES or not rest or any(c.isspace() for c in redis):
+        raise table._fail(
+            "redis",
+            "must be a URL such as redis://host:6379/0 (or rediss://, unix://), "
+            f"not {display_url(redis)!r}",
+        )
+    heartbeat = table.seconds("heartbeat", ClusterConfig.heartbeat)
+    node_timeout = table.seconds("node_timeout", ClusterConfig.node_timeout)
+    if node_timeout <= heartbeat:
+        raise table._fail("node_timeout", "must be greater than 'cluster.heartbeat'")
+    if enabled and not node:
+        raise table._fail(
+            "node", "is required with enabled = true: a name unique to this node, such as node-a"
+        )
+    if enabled and storage.backend != "postgresql":
+        raise table._fail(
+            "enabled",
+            'requires storage.backend = "postgresql": every node must share one database',
+        )
+    return ClusterConfig(enabled, redis, node, heartbeat, node_timeout)
 
 
 def display_url(url: str) -> str:

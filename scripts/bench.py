@@ -27,6 +27,8 @@ Scenarios, each printing one JSON line on stdout (progress goes to stderr):
   the abusers' work in this process cannot delay its measurements.
 
 Usage: bench.py --port 5222 --domain localhost SCENARIO [options]; see --help of each scenario.
+Against a cluster, `--port` lists every node's port (`--port 15224,15225`): connection i goes
+to the (i mod n)-th, so that ring neighbours are on different nodes.
 """
 
 from __future__ import annotations
@@ -369,7 +371,9 @@ class Run:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.host: str = args.host
-        self.port: int = args.port
+        self.ports: list[int] = args.port
+        # The one port of what needs only one (the bystander): the first node's.
+        self.port = self.ports[0]
         self.domain: str = args.domain
         self.password: str = args.password
         self.timeout: float = args.timeout
@@ -389,6 +393,10 @@ class Run:
 
     def jid(self, user: str) -> bytes:
         return f"{user}@{self.domain}".encode()
+
+    def port_for(self, index: int) -> int:
+        """The port connection `index` goes to: round robin over the nodes."""
+        return self.ports[index % len(self.ports)]
 
     def note_error(self, message: str) -> None:
         if len(self.errors) < 20:
@@ -636,7 +644,7 @@ async def connect(run: Run, index: int, user: str) -> Conn:
     loop = asyncio.get_running_loop()
     try:
         _, conn = await asyncio.wait_for(
-            loop.create_connection(lambda: Conn(run, index, user), run.host, run.port),
+            loop.create_connection(lambda: Conn(run, index, user), run.host, run.port_for(index)),
             run.timeout,
         )
     except TimeoutError:
@@ -1773,10 +1781,26 @@ async def scenario_abuse(run: Run, args: argparse.Namespace) -> dict[str, object
 # Command line
 
 
+def port_list(text: str) -> list[int]:
+    """`--port`: one port or several, comma separated."""
+    try:
+        ports = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port or a list of ports") from None
+    if not all(0 < port < 65536 for port in ports):
+        raise argparse.ArgumentTypeError(f"{text!r} holds a port outside 1-65535")
+    return ports
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5222)
+    parser.add_argument(
+        "--port",
+        type=port_list,
+        default=[5222],
+        help="the server's port, or every cluster node's, comma separated",
+    )
     parser.add_argument("--domain", default="localhost", help="the XMPP domain of the users")
     parser.add_argument("--password", default=DEFAULT_PASSWORD, help="every bench user's")
     parser.add_argument("--label", default="", help="copied into the JSON line")

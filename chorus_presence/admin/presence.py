@@ -1,13 +1,19 @@
 """Admin commands on live state: who is online and how (presence show), the sessions (list,
 kick) and the server's counters (stats). All need the running server.
+
+In a cluster they answer for every node: the registry holds the other nodes' sessions too (a
+kick goes to the node holding the session), and the list and the counters are asked of each
+other node (`cluster_queries` are what this node answers when asked).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from chorus_presence.admin.common import AdminError, Command, existing_user, user_jid
+from chorus_presence.cluster.node import ClusterUnavailable
 from chorus_presence.core.metrics import KINDS
 from chorus_presence.server.components import Components
 from chorus_presence.services.rich_states import SHOW, STATUS
@@ -16,6 +22,9 @@ from chorus_presence.xmpp.jid import JID, JIDError
 
 if TYPE_CHECKING:
     from chorus_presence.server.c2s import ClientStream
+
+# The counts of `stats` that add up across the nodes of a cluster.
+SUMMED = ("sessions", "available_resources", "hibernating", "presence_deliveries", "auth_failures")
 
 
 async def show(ctx: Components, user: str | None = None) -> object:
@@ -27,8 +36,19 @@ async def show(ctx: Components, user: str | None = None) -> object:
 
 
 async def session_list(ctx: Components) -> list[dict[str, object]]:
+    rows = await _local_sessions(ctx)
+    for answer in (await _ask_others(ctx, "session.list")).values():
+        rows.extend(cast("list[dict[str, object]]", answer))
+    return sorted(rows, key=lambda row: str(row["jid"]))
+
+
+async def _local_sessions(ctx: Components) -> list[dict[str, object]]:
     streams = sorted(_streams(ctx), key=lambda stream: str(stream.jid))
-    return [_session(ctx, stream) for stream in streams]
+    rows = [_session(ctx, stream) for stream in streams]
+    if ctx.cluster is not None:
+        for row in rows:
+            row["node"] = ctx.cluster.name
+    return rows
 
 
 async def session_kick(ctx: Components, jid: str) -> dict[str, list[str]]:
@@ -51,7 +71,25 @@ async def session_kick(ctx: Components, jid: str) -> dict[str, list[str]]:
 
 async def stats(ctx: Components) -> dict[str, object]:
     """Live counts, and the counters since start; `clock` lets a caller turn two readings
-    into rates."""
+    into rates. In a cluster, the sums over every node that answered, and each node's own
+    under `nodes`."""
+    own = await _local_stats(ctx)
+    if ctx.cluster is None:
+        return own
+    nodes = {ctx.cluster.name: own, **await _ask_others(ctx, "stats")}
+    readings = [cast("dict[str, Any]", reading) for reading in nodes.values()]
+    total: dict[str, Any] = {"clock": own["clock"], "accounts": own["accounts"]}
+    for key in SUMMED:
+        total[key] = sum(int(reading[key]) for reading in readings)
+    for key in ("stanzas_received", "stanzas_sent"):
+        total[key] = {kind: sum(int(reading[key][kind]) for reading in readings) for kind in KINDS}
+    # A user with sessions on two nodes is one user online.
+    total["online_users"] = len({session.jid.bare for session in ctx.sessions.all()})
+    total["nodes"] = nodes
+    return total
+
+
+async def _local_stats(ctx: Components) -> dict[str, object]:
     streams = _streams(ctx)
     registry = ctx.metrics.registry
 
@@ -105,8 +143,25 @@ def _session(ctx: Components, stream: ClientStream) -> dict[str, object]:
 
 
 def _streams(ctx: Components) -> list[ClientStream]:
-    # Bound sessions are always client streams; the registry only types what it needs.
-    return [cast("ClientStream", session) for session in ctx.sessions.all()]
+    # This node's bound sessions are client streams; the registry only types what it needs.
+    return [cast("ClientStream", session) for session in ctx.sessions.local()]
+
+
+async def _ask_others(ctx: Components, query: str) -> dict[str, object]:
+    """The other nodes' answers to `query`, by node; none on a single node."""
+    if ctx.cluster is None:
+        return {}
+    try:
+        return await ctx.cluster.ask_all(query)
+    except ClusterUnavailable:
+        raise AdminError(
+            "Redis cannot be reached, so the other nodes of the cluster cannot be asked"
+        ) from None
+
+
+def cluster_queries(ctx: Components) -> dict[str, Callable[[], Awaitable[object]]]:
+    """What this node answers when another node runs `session list` or `stats`."""
+    return {"session.list": lambda: _local_sessions(ctx), "stats": lambda: _local_stats(ctx)}
 
 
 def _session_jid(ctx: Components, text: str) -> JID:

@@ -131,6 +131,24 @@ class RosterCommitted:
     changes: RosterChanges
 
 
+@dataclass(frozen=True, slots=True)
+class BlockListCommitted:
+    """`owner`'s XEP-0191 block list changed durably and in memory."""
+
+    owner: JID
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """A resource's presence as it now stands: its last presence stanza (`from` stamped, no
+    `to`), priority and state; `stanza` is None once the resource is unavailable."""
+
+    session: Session
+    stanza: Element | None
+    priority: int = 0
+    state: str = "offline"
+
+
 @dataclass(slots=True)
 class StreamFeatures:
     """The features a stream offers at this point; handlers append theirs."""

@@ -1,6 +1,8 @@
 """Who is online: the registry of bound client sessions, by bare JID and resource.
 
-Live state only; it lives in memory and is empty after a restart by design.
+Live state only; it lives in memory and is empty after a restart by design. In a cluster it
+also holds the sessions other nodes hold, as stand-ins that forward to their node (`remote`),
+so that every lookup stays synchronous; they count as online but not as this node's own.
 
 When an account is removed its sessions are retired before anyone else hears of it: from then
 on their stanzas are refused, so nothing more is written for an account whose rows are gone.
@@ -33,6 +35,8 @@ class SessionRegistry:
         # Sessions of removed accounts, until they unbind. Sessions, not accounts: a new
         # account of the same name is not refused.
         self._retired: set[Session] = set()
+        # Stand-ins for sessions another node of the cluster holds.
+        self._remote: set[Session] = set()
 
     def subscribe(self, bus: Bus) -> None:
         bus.on(topics.ACCOUNT_REMOVED, self.retire, priority=RETIRE_PRIORITY)
@@ -66,13 +70,18 @@ class SessionRegistry:
         for session in self.of_account(event.user):
             session.close(StreamError("not-authorized", "The account was removed"))
 
-    def bind(self, session: Session) -> Session | None:
-        """Register `session` under its JID; returns the session it replaces, if any."""
+    def bind(self, session: Session, *, remote: bool = False) -> Session | None:
+        """Register `session` under its JID; returns the session it replaces, if any.
+        `remote`: a stand-in for a session another node of the cluster holds."""
         jid = session.jid
         assert jid.resource is not None
         resources = self._by_account.setdefault(jid.bare, {})
         replaced = resources.get(jid.resource)
         resources[jid.resource] = session
+        if replaced is not None:
+            self._remote.discard(replaced)
+        if remote:
+            self._remote.add(session)
         return replaced
 
     def unbind(self, session: Session) -> bool:
@@ -83,9 +92,17 @@ class SessionRegistry:
         if not resources or jid.resource is None or resources.get(jid.resource) is not session:
             return False
         del resources[jid.resource]
+        self._remote.discard(session)
         if not resources:
             del self._by_account[jid.bare]
         return True
+
+    def is_remote(self, session: Session) -> bool:
+        return session in self._remote
+
+    def local(self) -> list[Session]:
+        """The sessions of this node's own streams."""
+        return [session for session in self.all() if session not in self._remote]
 
     def get(self, jid: JID) -> Session | None:
         if jid.resource is None:
@@ -104,4 +121,5 @@ class SessionRegistry:
         return [s for resources in self._by_account.values() for s in resources.values()]
 
     def __len__(self) -> int:
-        return sum(len(resources) for resources in self._by_account.values())
+        """How many sessions this node holds itself."""
+        return sum(len(resources) for resources in self._by_account.values()) - len(self._remote)

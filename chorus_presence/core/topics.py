@@ -54,6 +54,11 @@ ACCOUNT_CREATED = "account/created"
 ACCOUNT_REMOVED = "account/removed"
 # Roster changes are durable and the cached rosters follow them (event: RosterCommitted).
 ROSTER_COMMITTED = "roster/committed"
+# A user's XEP-0191 block list changed durably (event: BlockListCommitted).
+BLOCK_LIST_COMMITTED = "block-list/committed"
+# The presence of a resource of this node changed: a new available presence, or unavailable
+# (event: PresenceChanged; `notify_sync`, from the presence path).
+RESOURCE_PRESENCE = "resource/presence"
 SERVER_STOPPING = "server/stopping"
 
 # The stream layer (event: StreamFeatures; handlers add their feature elements).

@@ -32,15 +32,23 @@ from chorus_presence.core.limits import Limits
 from chorus_presence.core.metrics import Metrics
 from chorus_presence.core.router import StanzaRouter
 from chorus_presence.core.sessions import SessionRegistry
+from chorus_presence.server import sasl2
 from chorus_presence.server.client_state import ClientState
 from chorus_presence.server.connections import Connections
-from chorus_presence.server.sasl import SaslExchange, SaslFailure, SaslStep, offered_mechanisms
+from chorus_presence.server.sasl import (
+    SaslExchange,
+    SaslFailure,
+    SaslStep,
+    TokenLogin,
+    offered_mechanisms,
+)
 from chorus_presence.server.stream_management import (
     REQUEST,
     StreamManagement,
     UnackedOverflow,
 )
 from chorus_presence.services.accounts import AccountService
+from chorus_presence.services.sign_ins import SignInService
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError, StreamError
 from chorus_presence.xmpp.jid import JID, JIDError, nameprep, resourceprep
@@ -134,6 +142,7 @@ class StreamContext:
     accounts: AccountService
     ssl_context: ssl.SSLContext | None
     secret: bytes
+    sign_ins: SignInService
     connections: Connections = field(default_factory=Connections)
 
     @property
@@ -179,7 +188,7 @@ class ClientStream:
         # True when the connection died rather than being closed: the session may hibernate.
         self._lost = False
         self._handed_over = False
-        self._sasl: SaslExchange | None = None
+        self._sasl: SaslExchange | sasl2.Sasl2Exchange | None = None
         self._auth_failures = 0
         self._ping_ids = 0
         self.sm: StreamManagement | None = None
@@ -525,6 +534,7 @@ class ClientStream:
         self._header_received = self._header_sent = True
         self._closed = self._lost = False
         successor._handed_over = True
+        self.ctx.sign_ins.hand_over(successor, self)
         # The connection slot now in use is the successor's (perhaps from a new address):
         # this stream gives back its own and takes that one over.
         if self._admitted:
@@ -594,6 +604,7 @@ class ClientStream:
                 mechanisms = child(features, "mechanisms", namespace=ns.SASL)
                 for name in offered_mechanisms(plain_allowed=True):
                     child(mechanisms, "mechanism", text=name)
+                features.append(sasl2.feature(offered_mechanisms(plain_allowed=True)))
             stage = "preauth"
         else:
             child(features, "bind", namespace=ns.BIND)
@@ -628,6 +639,8 @@ class ClientStream:
             await self._starttls()
         elif namespace == ns.SASL:
             await self._on_sasl(node, name)
+        elif namespace == ns.SASL2:
+            await self._on_sasl2(node, name)
         elif self.username is not None and self.ctx.bus.has(topics.nonza(str(node.tag))):
             await self.ctx.bus.fire(topics.nonza(str(node.tag)), Nonza(self, node))
         elif name in STANZA_KINDS:
@@ -725,24 +738,17 @@ class ClientStream:
             if mechanism not in offered_mechanisms(plain_allowed=True):
                 self._sasl_reply(SaslStep("failure", condition="invalid-mechanism"))
                 return
-            self._sasl = SaslExchange(
-                mechanism,
-                accounts=self.ctx.accounts,
-                domain=self.ctx.domain,
-                secret=self.ctx.secret,
-                throttle=self.ctx.limits.logins,
-                address=self.address,
-            )
+            self._sasl = exchange = self._sasl_exchange(mechanism)
             try:
-                step = await self._sasl.start(_decode_sasl_data(node.text, allow_absent=True))
+                step = await exchange.start(_decode_sasl_data(node.text, allow_absent=True))
             except SaslFailure as failure:
-                step = self._sasl.fail(failure.condition)
-        elif name == "response" and self._sasl is not None:
+                step = exchange.fail(failure.condition)
+        elif name == "response" and isinstance(self._sasl, SaslExchange):
             try:
                 step = await self._sasl.respond(_decode_sasl_data(node.text) or b"")
             except SaslFailure as failure:
                 step = self._sasl.fail(failure.condition)
-        elif name == "abort" and self._sasl is not None:
+        elif name == "abort" and isinstance(self._sasl, SaslExchange):
             # Counted as a failure once the server has said anything about the account.
             step = self._sasl.fail("aborted")
         elif name == "abort":
@@ -751,20 +757,87 @@ class ClientStream:
             step = SaslStep("failure", condition="malformed-request")
         self._sasl_reply(step)
 
-    def _sasl_reply(self, step: SaslStep) -> None:
+    async def _on_sasl2(self, node: Element, name: str) -> None:
+        """SASL2 (XEP-0388), with FAST tokens: the same throttles and failure counts."""
+        if self.username is not None:
+            raise StreamError("policy-violation", "The stream is already authenticated")
+        if not self.is_secure_enough():
+            step = SaslStep("failure", condition="encryption-required")
+        elif name == "authenticate" and self.ctx.limits.failed_logins_by_address.throttled(
+            self.address
+        ):
+            step = SaslStep("failure", condition="temporary-auth-failure")
+        elif name == "authenticate":
+            try:
+                request = sasl2.read_authenticate(node, offered_mechanisms(plain_allowed=True))
+            except SaslFailure as failure:
+                step = SaslStep("failure", condition=failure.condition)
+            else:
+                self._sasl = exchange = sasl2.Sasl2Exchange(
+                    request, self._sasl_exchange, self.ctx.sign_ins
+                )
+                try:
+                    step = await exchange.start()
+                except SaslFailure as failure:
+                    step = exchange.fail(failure.condition)
+        elif name == "response" and isinstance(self._sasl, sasl2.Sasl2Exchange):
+            try:
+                step = await self._sasl.respond(sasl2.decode_response(node))
+            except SaslFailure as failure:
+                step = self._sasl.fail(failure.condition)
+        elif name == "abort" and isinstance(self._sasl, sasl2.Sasl2Exchange):
+            step = self._sasl.fail("aborted")
+        elif name == "abort":
+            step = SaslStep("failure", condition="aborted")
+        else:
+            step = SaslStep("failure", condition="malformed-request")
+        self._sasl_reply(step, extensible=True)
+
+    def _sasl_exchange(self, mechanism: str, tokens: TokenLogin | None = None) -> SaslExchange:
+        return SaslExchange(
+            mechanism,
+            accounts=self.ctx.accounts,
+            domain=self.ctx.domain,
+            secret=self.ctx.secret,
+            throttle=self.ctx.limits.logins,
+            address=self.address,
+            tokens=tokens,
+        )
+
+    def _sasl_reply(self, step: SaslStep, *, extensible: bool = False) -> None:
+        """Answer with `step`, in RFC 6120's SASL elements or, `extensible`, in SASL2's."""
         if step.kind == "challenge":
             payload = base64.b64encode(step.data).decode() if step.data else ""
-            self._write(f"<challenge xmlns='{ns.SASL}'>{payload}</challenge>".encode())
+            self._write(
+                sasl2.challenge(step.data)
+                if extensible
+                else f"<challenge xmlns='{ns.SASL}'>{payload}</challenge>".encode()
+            )
             return
         self._sasl = None
         if step.kind == "success":
             payload = base64.b64encode(step.data).decode() if step.data else ""
-            self._write(f"<success xmlns='{ns.SASL}'>{payload}</success>".encode())
+            self._write(
+                sasl2.success(step, self.ctx.domain)
+                if extensible
+                else f"<success xmlns='{ns.SASL}'>{payload}</success>".encode()
+            )
             self.username = step.username
             log.info("stream %s authenticated as %s", self.stream_id, self.username)
-            self._restart_stream()
+            if step.grant is not None and step.username is not None:
+                self.ctx.sign_ins.attach(self, step.username, step.grant.sign_in)
+            if extensible:
+                # No restart (XEP-0388): the authenticated stream's features follow at once.
+                self._parser.max_stanza_bytes = self.ctx.config.limits.max_stanza_bytes
+                self.write_nonza(serialize(self._features()))
+            else:
+                self._restart_stream()
             return
-        self._write(f"<failure xmlns='{ns.SASL}'><{step.condition}/></failure>".encode())
+        self._write(
+            sasl2.failure(step.condition)
+            if extensible
+            else f"<failure xmlns='{ns.SASL}'><{step.condition}/></failure>".encode()
+        )
         if step.condition == "aborted" and not step.counted:
             # Given up before anything was tried.
             return
@@ -830,6 +903,7 @@ class ClientStream:
     # Teardown
 
     async def _teardown(self, reason: str) -> None:
+        self.ctx.sign_ins.detach(self)
         try:
             if self._jid is not None:
                 self.ctx.sessions.unbind(self)

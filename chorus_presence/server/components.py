@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chorus_presence.cluster.node import ClusterNode
 from chorus_presence.config import Config
 from chorus_presence.core.background import BackgroundWork
 from chorus_presence.core.bus import Bus
@@ -24,6 +25,7 @@ from chorus_presence.services.block_list import BlockListService
 from chorus_presence.services.call_routing import CallRoutingService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
+from chorus_presence.services.sign_ins import SignInService
 from chorus_presence.services.subscriptions import SubscriptionService
 from chorus_presence.services.visibility import VisibilityService
 from chorus_presence.storage.factory import Repositories
@@ -48,7 +50,10 @@ class Components:
     call_routing: CallRoutingService
     adhoc: AdhocService
     stream_management: StreamManagementService
+    sign_ins: SignInService
     streams: StreamContext
+    # This node's part in a cluster; None on a single node.
+    cluster: ClusterNode | None = None
 
     @property
     def domain(self) -> str:

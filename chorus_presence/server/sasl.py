@@ -1,8 +1,11 @@
-"""SASL authentication (RFC 6120 section 6): SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN.
+"""SASL authentication (RFC 6120 section 6): SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN, and
+HT-SHA-256-NONE for the tokens of XEP-0484 (offered through SASL2 only, see sasl2.py).
 
-One `SaslExchange` per `<auth/>`. SCRAM is done by `scramp`; this module fetches the account's
-stored keys first (the database is async, scramp's callback is not), and unknown users get a
-deterministic fake salt, by the same work, so that they cannot be told apart from real ones.
+One `SaslExchange` per `<auth/>` or `<authenticate/>`. SCRAM is done by `scramp`; this module
+fetches the account's stored keys first (the database is async, scramp's callback is not), and
+unknown users get a deterministic fake salt, by the same work, so that they cannot be told
+apart from real ones. A token is checked by the sign-ins service, which knows which client it
+was issued to.
 
 The failed-login throttles count an attempt before anything about its password is checked (the
 PLAIN check, the SCRAM salt): guesses sent together are all counted, and a SCRAM exchange given
@@ -13,13 +16,15 @@ Only a success gives the attempt back.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from scramp import ScramException, ScramMechanism
 
 from chorus_presence.core.limits import LoginAttempt, LoginThrottle
+from chorus_presence.services import hashed_tokens
 from chorus_presence.services.accounts import AccountService
+from chorus_presence.services.sign_ins import Grant, SignInService
 from chorus_presence.xmpp.jid import JIDError, nodeprep
 
 if TYPE_CHECKING:
@@ -42,6 +47,8 @@ class SaslStep:
     attempted_user: str | None = None
     # The throttles already know of this failure; the stream must not count it again.
     counted: bool = False
+    # On success, the sign-in the stream is under (XEP-0484), with the token it was given.
+    grant: Grant | None = None
 
 
 class SaslFailure(Exception):
@@ -52,6 +59,17 @@ class SaslFailure(Exception):
 
 def offered_mechanisms(*, plain_allowed: bool) -> list[str]:
     return [*SCRAM_MECHANISMS, "PLAIN"] if plain_allowed else list(SCRAM_MECHANISMS)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogin:
+    """What a login with a token needs besides its SASL message: the client the token was
+    issued to, and what becomes of the token (XEP-0484: rotated, or invalidated)."""
+
+    sign_ins: SignInService
+    client_id: str
+    invalidate: bool = False
+    renew: bool = True
 
 
 class SaslExchange:
@@ -66,8 +84,10 @@ class SaslExchange:
         secret: bytes,
         throttle: LoginThrottle,
         address: str,
+        tokens: TokenLogin | None = None,
     ) -> None:
         self.mechanism = mechanism
+        self._tokens = tokens
         self._throttle = throttle
         self._address = address
         self._accounts = accounts
@@ -88,6 +108,8 @@ class SaslExchange:
         try:
             if self.mechanism == "PLAIN":
                 return await self._plain(data)
+            if self.mechanism == hashed_tokens.MECHANISM:
+                return await self._hashed_token(data)
             if self._scram is None:
                 return await self._scram_first(data)
             return self._scram_final(self._scram, data)
@@ -136,6 +158,29 @@ class SaslExchange:
             raise SaslFailure("not-authorized")
         self._check_authzid(authzid, username)
         return self._succeeded(username)
+
+    async def _hashed_token(self, data: bytes) -> SaslStep:
+        """draft-schmaus-kitten-sasl-ht: authcid NUL HMAC(token, "Initiator"), one message."""
+        raw_username, separator, proof = data.partition(b"\0")
+        if not separator or not proof or self._tokens is None:
+            raise SaslFailure("malformed-request")
+        tokens = self._tokens
+        username = self._username = self._prepare_username(self._decode(raw_username))
+        self._begin(username)
+        redemption = await tokens.sign_ins.redeem(
+            username,
+            tokens.client_id,
+            self.mechanism,
+            proof,
+            invalidate=tokens.invalidate,
+            renew=tokens.renew,
+        )
+        if redemption is None:
+            raise SaslFailure("not-authorized")
+        if redemption.expired:
+            # XEP-0484: a token no longer trusted fails so; the client logs in another way.
+            raise SaslFailure("credentials-expired")
+        return replace(self._succeeded(username, redemption.responder), grant=redemption.grant)
 
     async def _scram_first(self, data: bytes) -> SaslStep:
         message = self._decode(data)

@@ -14,6 +14,9 @@ silently (a response is never answered).
 An item is a bare JID (the account and every resource of it) or a domain (everything at that
 domain). Blocking a single resource is refused as not implemented: the router and the services
 ask about blocks by bare JID, so such an item could never be enforced.
+
+Every change is announced on `block-list/committed` once durable; in a cluster another node's
+change reaches this node's copy through `refresh`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from chorus_presence.core.events import (
     ANSWERED,
     AccountRemoved,
     Audience,
+    BlockListCommitted,
     IqRequest,
     SessionEvent,
     StanzaEvent,
@@ -59,6 +63,7 @@ class BlockListService:
     def __init__(
         self,
         repo: BlockListStore,
+        bus: Bus,
         rosters: RosterService,
         presence: PresenceService,
         sessions: SessionRegistry,
@@ -67,6 +72,7 @@ class BlockListService:
         domain: str,
     ) -> None:
         self.repo = repo
+        self._bus = bus
         self._rosters = rosters
         self._presence = presence
         self._sessions = sessions
@@ -86,13 +92,15 @@ class BlockListService:
     async def load(
         cls,
         repo: BlockListStore,
+        bus: Bus,
         rosters: RosterService,
         presence: PresenceService,
         sessions: SessionRegistry,
         *,
         domain: str,
     ) -> BlockListService:
-        return cls(repo, rosters, presence, sessions, await repo.load_all(), domain=domain)
+        lists = await repo.load_all()
+        return cls(repo, bus, rosters, presence, sessions, lists, domain=domain)
 
     def subscribe(self, bus: Bus) -> None:
         bus.on(topics.iq("get", "bare", BLOCKLIST), self.get)
@@ -240,6 +248,8 @@ class BlockListService:
             visibility = await self._apply(owner, added, block=True)
         request.session.send(request.reply())
         if added:
+            # Before what follows from it: whoever hears the consequences knows the list.
+            await self._bus.notify(topics.BLOCK_LIST_COMMITTED, BlockListCommitted(owner))
             self._push(owner, _payload("block", added))
         self._show(visibility)
         return ANSWERED
@@ -256,10 +266,27 @@ class BlockListService:
             visibility = await self._apply(owner, removed, block=False)
         request.session.send(request.reply())
         if removed:
+            await self._bus.notify(topics.BLOCK_LIST_COMMITTED, BlockListCommitted(owner))
             # XEP-0191 section 3.4: unblocking everything is pushed as an unblock without items.
             self._push(owner, _payload("unblock", removed if jids else []))
         self._show(visibility)
         return ANSWERED
+
+    async def refresh(self, owner: JID) -> None:
+        """Another node changed the owner's list: reload it, and push the change to this
+        node's resources that asked for the list."""
+        assert owner.local is not None
+        stored = (await self.repo.load_all()).get(owner.local, set())
+        current = self._lists.get(owner, set())
+        added, removed = sorted(stored - current), sorted(current - stored)
+        if stored:
+            self._lists[owner] = stored
+        else:
+            self._lists.pop(owner, None)
+        if added:
+            self._push(owner, _payload("block", [JID.parse(item) for item in added]))
+        if removed:
+            self._push(owner, _payload("unblock", [JID.parse(item) for item in removed]))
 
     # Internals
 

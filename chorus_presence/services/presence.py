@@ -8,6 +8,12 @@ is narrowed by the filters on `presence/audience` and `presence/view`; directed 
 probes travel as `presence/in/*` events, through the same filters as every other stanza. What a
 user with no online resource looks like (plain unavailable, or the automation's "Not logged
 in") is asked on `presence/offline`.
+
+In a cluster, the resources other nodes hold are mirrored here (`mirror`), as their node
+announced them, so that probes, effective state and last activity answer for them too; their
+node broadcasts their presence itself, so nothing is sent for them here unless the cluster
+asks it to tell this node's contacts what a node that died could not. Every change of a
+local resource's presence is announced on `resource/presence`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from chorus_presence.core.events import (
     AccountRemoved,
     Audience,
     OfflineView,
+    PresenceChanged,
     ResourceUnavailable,
     SessionEvent,
     StanzaEvent,
@@ -77,6 +84,8 @@ class PresenceService:
         self._available: dict[Session, ResourcePresence] = {}
         # Sessions whose connection dropped but may resume (XEP-0198), with their last presence.
         self._suspended: dict[Session, ResourcePresence] = {}
+        # Resources other nodes of the cluster hold, whose presence `_available` mirrors.
+        self._mirrored: set[Session] = set()
         self._sequence = itertools.count(1)
 
     def subscribe(self, bus: Bus) -> None:
@@ -179,6 +188,7 @@ class PresenceService:
         if returning:
             self._withdraw_offline(session.jid.bare, roster)
         self._broadcast(session, roster, stanza)
+        self._changed(session, state)
         self._metrics.presence_latency.observe(time.perf_counter() - started)
         if initial:
             self._answer_probes(session, roster)
@@ -228,6 +238,7 @@ class PresenceService:
         state.sequence = next(self._sequence)
         returning = not self.available(session.jid.bare)
         self._available[session] = state
+        self._changed(session, state)
         owner = session.jid.local
         assert owner is not None
         roster = self._rosters.cached(owner)
@@ -238,8 +249,11 @@ class PresenceService:
             self._answer_probes(session, roster)
 
     def server_stopping(self, _event: object) -> None:
-        """Every contact hears each user go offline while their connections are still open."""
+        """Every contact hears each user of this node go offline while their connections are
+        still open; other nodes' users stay as they are."""
         for session in list(self._available):
+            if session in self._mirrored:
+                continue
             unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
             self._go_unavailable(session, unavailable)
 
@@ -249,6 +263,9 @@ class PresenceService:
         online = self.available(user)
         offline_shown = not online and self.offline_presence(user) is not None
         for session, _ in online:
+            if session in self._mirrored:
+                # Its node tells the contacts when the session it holds closes.
+                continue
             unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
             self._go_unavailable(session, unavailable, quietly=True)
         if offline_shown:
@@ -304,7 +321,62 @@ class PresenceService:
         await self._available_presence(session, stanza)
         return True
 
+    # Resources other nodes of the cluster hold
+
+    def mirror(
+        self,
+        session: Session,
+        stanza: Element | None,
+        priority: int = 0,
+        state: str = rich_states.OFFLINE,
+        *,
+        tell: bool = False,
+    ) -> None:
+        """The presence of a resource another node holds, as that node announced it (None:
+        unavailable, or gone). Nothing is sent, as that node broadcasts it itself; with `tell`,
+        it is broadcast from here as if the resource were local (its node died or could not
+        say it), to every resource this node can reach."""
+        if stanza is None:
+            self._mirrored.discard(session)
+            if not tell:
+                self._available.pop(session, None)
+                return
+            unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
+            self._go_unavailable(session, unavailable)
+            return
+        known = self._available.get(session)
+        returning = known is None and not self.available(session.jid.bare)
+        sequence = next(self._sequence)
+        if known is None:
+            self._available[session] = ResourcePresence(stanza, priority, state, sequence)
+        else:
+            known.stanza, known.priority, known.state, known.sequence = (
+                stanza,
+                priority,
+                state,
+                sequence,
+            )
+        self._mirrored.add(session)
+        if not tell:
+            return
+        owner = session.jid.local
+        assert owner is not None
+        roster = self._rosters.cached(owner)
+        if roster is not None:
+            if returning:
+                self._withdraw_offline(session.jid.bare, roster)
+            self._broadcast(session, roster, stanza)
+
     # Internals
+
+    def _changed(self, session: Session, state: ResourcePresence | None) -> None:
+        if not self._bus.has(topics.RESOURCE_PRESENCE):
+            return
+        if state is None:
+            event = PresenceChanged(session, None)
+        else:
+            event = PresenceChanged(session, state.stanza, state.priority, state.state)
+        self._bus.notify_sync(topics.RESOURCE_PRESENCE, event)
 
     def _broadcast(self, session: Session, roster: Roster, stanza: Element) -> None:
         """RFC 6121 sections 4.2.2 and 4.4.2: to every contact with a subscription from the
@@ -362,6 +434,7 @@ class PresenceService:
         state = self._available.pop(session, None)
         if state is None:
             return
+        self._changed(session, None)
         user = session.jid.bare
         last = not self.available(user)
         if not quietly:

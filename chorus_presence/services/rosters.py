@@ -2,7 +2,8 @@
 
 Rosters of online users stay in memory so that presence never reads the database; every change
 is committed to storage first (`commit`), then applied to the cache, then pushed, and then
-`roster/committed` lets the rest follow it.
+`roster/committed` lets the rest follow it. In a cluster another node may commit a change to
+a roster cached here: `refresh` reloads it and pushes what changed to this node's resources.
 """
 
 from __future__ import annotations
@@ -85,9 +86,37 @@ class RosterService:
     def session_ended(self, event: SessionEvent) -> None:
         session = event.session
         self._interested.discard(session)
-        if not self._sessions.is_online(session.jid.bare):
-            assert session.jid.local is not None
-            self._cache.pop(session.jid.local, None)
+        assert session.jid.local is not None
+        self.forget_if_offline(session.jid.local)
+
+    def forget_if_offline(self, owner: str) -> None:
+        """Drop the cached roster of an owner with no session left, here or on another node."""
+        if not self._sessions.is_online(JID(owner, self._domain)):
+            self._cache.pop(owner, None)
+
+    async def refresh(self, owner: str) -> None:
+        """Another node committed a change to the owner's roster: the cached copy, if any, is
+        reloaded, and each changed item is pushed to this node's interested resources."""
+        if owner not in self._cache:
+            return
+        async with self.lock:
+            cached = self._cache.get(owner)
+            if cached is None:
+                return
+            stored = await self.repo.load(owner)
+            changed = [
+                item for contact, item in stored.items.items() if cached.items.get(contact) != item
+            ]
+            removed = [contact for contact in cached.items if contact not in stored.items]
+            cached.version, cached.items, cached.pending = (
+                stored.version,
+                stored.items,
+                stored.pending,
+            )
+        for item in changed:
+            self._push(owner, stored.version, item_element(item))
+        for contact in removed:
+            self._push(owner, stored.version, _removal(contact))
 
     def account_removed(self, event: AccountRemoved) -> None:
         """The removed account's roster goes; contacts' items for it go from their cached

@@ -129,10 +129,13 @@ class VisibilityService:
             await self._push_pending(owner, gone=str(event.user))
 
     async def roster_committed(self, event: RosterCommitted) -> None:
-        """Whoever's pending requests changed hears the new count."""
+        """Whoever's pending requests changed hears the new count; so does whoever gained a
+        row on the presence blocked list, which a request refused under `nobody` adds with
+        nothing else to tell the owner, so that their clients read the lists again."""
         changes = event.changes
         owners = {owner for owner, _ in changes.pending_add}
         owners.update(owner for owner, _ in changes.pending_remove)
+        owners.update(owner for owner, _ in changes.presence_blocks_add)
         for owner in sorted(owners):
             await self._push_pending(owner)
 
@@ -165,6 +168,14 @@ class VisibilityService:
             allowed=allowed,
             blocked=await self.presence_blocks.list(owner),
         )
+
+    async def refresh(self, owner: str) -> None:
+        """Another node changed the owner's settings: the presence automation kept here
+        follows what is stored."""
+        if (await self.settings.get(owner)).away_when_offline:
+            self._automated.add(owner)
+        else:
+            self._automated.discard(owner)
 
     def offline_presence(self, view: OfflineView) -> Element | None:
         if view.user.local in self._automated:

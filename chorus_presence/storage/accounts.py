@@ -122,11 +122,14 @@ class AccountRepository:
         return True
 
     async def set_disabled(self, username: str, disabled: bool) -> bool:
-        """False if there is no such account."""
+        """False if there is no such account. Disabling it also ends its sign-ins: their
+        tokens log nobody in again, even once it is enabled."""
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "UPDATE accounts SET disabled = ? WHERE username = ?", (int(disabled), username)
             )
+            if disabled:
+                await conn.execute("DELETE FROM sign_ins WHERE username = ?", (username,))
         return cursor.rowcount > 0
 
     async def delete(self, username: str) -> RemovedAccount | None:

@@ -26,6 +26,7 @@ from chorus_presence.storage.interfaces import (
     RoutingStore,
     ServerStateStore,
     SettingsStore,
+    SignInStore,
 )
 from chorus_presence.storage.last_activity import LastActivityRepository
 from chorus_presence.storage.offline import OfflineMessageRepository
@@ -39,12 +40,14 @@ from chorus_presence.storage.postgres import routing as pg_routing
 from chorus_presence.storage.postgres import schema as pg_schema
 from chorus_presence.storage.postgres import server_state as pg_server_state
 from chorus_presence.storage.postgres import settings as pg_settings
+from chorus_presence.storage.postgres import sign_ins as pg_sign_ins
 from chorus_presence.storage.postgres import visibility as pg_visibility
 from chorus_presence.storage.postgres.pool import Pool
 from chorus_presence.storage.rosters import RosterRepository
 from chorus_presence.storage.routing import RoutingRepository
 from chorus_presence.storage.server_state import ServerStateRepository
 from chorus_presence.storage.settings import SettingsRepository
+from chorus_presence.storage.sign_ins import SignInRepository
 from chorus_presence.storage.visibility import PresenceBlockRepository
 
 
@@ -63,6 +66,8 @@ class Repositories:
     last_activity: LastActivityStore
     offline: OfflineMessageStore
     server_state: ServerStateStore
+    # Clients that stay logged in with tokens (XEP-0484).
+    sign_ins: SignInStore
     # Releases the backend's connection; kept private so nothing reaches past the stores.
     _close: Callable[[], Awaitable[None]] = field(repr=False, compare=False)
 
@@ -148,6 +153,7 @@ def _sqlite(db: Database, domain: str) -> Repositories:
         last_activity=LastActivityRepository(db),
         offline=OfflineMessageRepository(db),
         server_state=ServerStateRepository(db),
+        sign_ins=SignInRepository(db),
         _close=db.close,
     )
 
@@ -163,6 +169,7 @@ def _postgres(pool: Pool, domain: str) -> Repositories:
         last_activity=pg_last_activity.LastActivityRepository(pool),
         offline=pg_offline.OfflineMessageRepository(pool),
         server_state=pg_server_state.ServerStateRepository(pool),
+        sign_ins=pg_sign_ins.SignInRepository(pool),
         _close=pool.close,
     )
 

@@ -15,6 +15,7 @@ from chorus_presence.storage.offline import StoredMessage
 from chorus_presence.storage.rosters import Roster, RosterChanges
 from chorus_presence.storage.routing import StoredRouting
 from chorus_presence.storage.settings import UserSettings
+from chorus_presence.storage.sign_ins import SignIn, StoredToken, TokenUse
 
 
 class AccountStore(Protocol):
@@ -31,11 +32,12 @@ class AccountStore(Protocol):
         """Replace all of the account's credentials; False if there is no such account."""
 
     async def set_disabled(self, username: str, disabled: bool) -> bool:
-        """False if there is no such account."""
+        """False if there is no such account. Disabling it drops its sign-ins in the same
+        transaction."""
 
     async def delete(self, username: str) -> RemovedAccount | None:
-        """Remove the account and every other user's row naming it, atomically; None if there
-        was no such account."""
+        """Remove the account with its own rows (its sign-ins among them) and every other
+        user's row naming it, atomically; None if there was no such account."""
 
     async def list_usernames(self) -> list[str]: ...
 
@@ -131,6 +133,48 @@ class OfflineMessageStore(Protocol):
 
     async def remove(self, owner: str, up_to_id: int) -> None:
         """Drop the owner's messages up to and including `up_to_id`."""
+
+
+class SignInStore(Protocol):
+    """Sign-ins: each client that stays logged in with tokens (XEP-0484), one per account and
+    client id, with the hashes of its current and next token (never a token)."""
+
+    async def start(
+        self,
+        username: str,
+        client_id: str,
+        *,
+        new_id: str,
+        label: str,
+        mechanism: str,
+        token: StoredToken,
+        now: float,
+        keep: int,
+    ) -> str:
+        """After a password login: the client's sign-in (created as `new_id`, or the one it
+        had, whose tokens are all replaced) holds `token` as its next one. The account's
+        expired sign-ins go, and its least recently used beyond the `keep` newest. The id."""
+
+    async def use(
+        self,
+        username: str,
+        client_id: str,
+        mechanism: str,
+        verifier: bytes,
+        *,
+        now: float,
+        replacement: StoredToken | None,
+        invalidate: bool = False,
+    ) -> TokenUse | None:
+        """A token presented by the client, found by its verifier: None when it is none of
+        the client's tokens for `mechanism`; else the sign-in moves on atomically as
+        `sign_ins.use_outcome` says (an expired token only empties its slot)."""
+
+    async def of_account(self, username: str, now: float) -> list[SignIn]:
+        """The account's sign-ins with a token left at `now`, most recently used first."""
+
+    async def revoke(self, username: str, ids: Iterable[str] | None = None) -> list[SignIn]:
+        """Drop the account's sign-ins named by `ids`, or all of them; those dropped, by id."""
 
 
 class ServerStateStore(Protocol):

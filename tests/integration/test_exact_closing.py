@@ -241,7 +241,7 @@ async def test_sigterm_with_a_portal_tab_open_tells_it_and_exits(
             server.process.send_signal(signal.SIGTERM)
             signalled = asyncio.get_running_loop().time()
             await expect(page.locator("#connection-message")).to_have_text(
-                "The server is restarting.", timeout=TIMEOUT * 1000
+                "The connection to the server is lost.", timeout=TIMEOUT * 1000
             )
             assert await exits_soon(server, signalled) == 0
     finally:

@@ -202,7 +202,10 @@ async def test_policy_nobody_refuses_a_request_and_blocks_the_requester(world: W
     await world.send(alice, f"<presence type='subscribe' to='{BOB}'/>")
     # RFC 6121 section 3.1.3: refused with unsubscribed; bob is not asked.
     assert subscription_stanzas(alice) == [("unsubscribed", BOB, ALICE)]
-    assert bob.received == []
+    # bob is only told his lists changed: the pending count, still 0, to read them again.
+    (push,) = bob.take()
+    assert push.get("type") == "headline"
+    assert one(push, ns.qname(ns.CHORUS_VISIBILITY, "pending")).get("count") == "0"
     assert await world.subscription("alice", "bob") == "none"
     assert not (await world.components.rosters.roster("alice")).items[BOB].pending_out
     overview = await world.components.visibility.overview("bob")

@@ -28,6 +28,7 @@ from chorus_presence.storage.last_activity import LastLogout
 from chorus_presence.storage.rosters import PendingRequest, Roster, RosterChanges, RosterItem
 from chorus_presence.storage.routing import StoredRouting
 from chorus_presence.storage.settings import UserSettings
+from chorus_presence.storage.sign_ins import SignIn, StoredToken, TokenUse
 from tests.engines.stores import BACKENDS, StoreUnderTest
 
 DOMAIN = "chorus.test"
@@ -185,6 +186,7 @@ async def rows_naming(store: StoreUnderTest, username: str) -> dict[str, int]:
         ("routing_map", "owner", username),
         ("last_activity", "owner", username),
         ("offline_messages", "owner", username),
+        ("sign_ins", "username", username),
     ]
     found = {}
     for table, column, value in checks:
@@ -607,6 +609,172 @@ async def test_opening_storage_repairs_half_done_presence_blocks(
     await repos.close()
     assert (await items(store), await versions(store)) == before
     assert not [record for record in caplog.records if "presence block" in record.getMessage()]
+
+
+# Sign-ins
+
+
+def token(seed: bytes, expires_at: float) -> StoredToken:
+    return StoredToken(seed * 32, b"r" + seed * 31, expires_at)
+
+
+async def sign_in(
+    repos: Repositories,
+    client: str = "browser",
+    seed: bytes = b"1",
+    *,
+    now: float = 1000.0,
+    keep: int = 100,
+    username: str = "alice",
+) -> str:
+    return await repos.sign_ins.start(
+        username,
+        client,
+        new_id=f"id-{client}",
+        label=f"Portal on {client}",
+        mechanism="HT-SHA-256-NONE",
+        token=token(seed, now + 500.0),
+        now=now,
+        keep=keep,
+    )
+
+
+async def present(
+    repos: Repositories,
+    seed: bytes,
+    *,
+    now: float,
+    next_seed: bytes | None = None,
+    client: str = "browser",
+    mechanism: str = "HT-SHA-256-NONE",
+    invalidate: bool = False,
+) -> TokenUse | None:
+    replacement = token(next_seed, now + 500.0) if next_seed else None
+    return await repos.sign_ins.use(
+        "alice",
+        client,
+        mechanism,
+        seed * 32,
+        now=now,
+        replacement=replacement,
+        invalidate=invalidate,
+    )
+
+
+async def test_a_sign_in_keeps_two_token_slots_and_rotates(users: Repositories) -> None:
+    assert await sign_in(users) == "id-browser"
+    assert await users.sign_ins.of_account("alice", 1000.0) == [
+        SignIn("id-browser", "browser", "Portal on browser", "HT-SHA-256-NONE", 1000, 1000, 1500)
+    ]
+    used = TokenUse("id-browser", "Portal on browser", b"r" + b"1" * 31, expired=False)
+    # Token 1 is used and 2 issued; 1 still works until 2 is used, which replaces 2 by 3...
+    assert await present(users, b"1", now=1010.0, next_seed=b"2") == used
+    assert await present(users, b"1", now=1020.0, next_seed=b"3") == used
+    # ... so 2, never used and replaced, is gone.
+    assert await present(users, b"2", now=1030.0, next_seed=b"4") is None
+    assert await present(users, b"3", now=1040.0, next_seed=b"5") is not None
+    # Using 3 made 1 obsolete.
+    assert await present(users, b"1", now=1050.0, next_seed=b"6") is None
+    [listed] = await users.sign_ins.of_account("alice", 1050.0)
+    assert (listed.created_at, listed.last_used_at, listed.expires_at) == (1000, 1040, 1540)
+    # Tokens are bound to their client and mechanism, and are nobody else's.
+    assert await present(users, b"5", now=1060.0, client="phone") is None
+    assert await present(users, b"5", now=1060.0, mechanism="HT-SHA-256-ENDP") is None
+    assert (
+        await users.sign_ins.use(
+            "bob", "browser", "HT-SHA-256-NONE", b"5" * 32, now=1060.0, replacement=None
+        )
+        is None
+    )
+    # A use without a replacement keeps the next token as it is.
+    assert await present(users, b"5", now=1070.0) is not None
+    assert await present(users, b"5", now=1080.0) is not None
+
+
+async def test_an_expired_token_only_empties_its_slot(users: Repositories) -> None:
+    await sign_in(users)
+    assert await present(users, b"1", now=1100.0, next_seed=b"2") is not None
+    # Token 1 (current) expired at 1500; token 2 (next) expires at 1600.
+    expired = await present(users, b"1", now=1550.0, next_seed=b"3")
+    assert expired is not None and expired.expired
+    assert await present(users, b"1", now=1551.0) is None
+    [listed] = await users.sign_ins.of_account("alice", 1551.0)
+    assert (listed.last_used_at, listed.expires_at) == (1100, 1600)
+    # Once no token is left, the sign-in is gone.
+    assert (await present(users, b"2", now=1700.0)).expired  # type: ignore[union-attr]
+    assert await users.sign_ins.of_account("alice", 0.0) == []
+
+
+async def test_invalidating_drops_the_sign_in_unless_a_token_follows(users: Repositories) -> None:
+    await sign_in(users)
+    await sign_in(users, "phone")
+    assert await present(users, b"1", now=1010.0, invalidate=True) is not None
+    assert [s.id for s in await users.sign_ins.of_account("alice", 1010.0)] == ["id-phone"]
+    followed = await present(
+        users, b"1", now=1011.0, client="phone", next_seed=b"2", invalidate=True
+    )
+    assert followed is not None
+    assert await present(users, b"1", now=1012.0, client="phone") is None
+    assert await present(users, b"2", now=1013.0, client="phone") is not None
+
+
+async def test_a_new_password_login_replaces_the_clients_tokens(users: Repositories) -> None:
+    await sign_in(users, now=1000.0)
+    await present(users, b"1", now=1010.0, next_seed=b"2")
+    # The same client logs in with its password again: one sign-in, still its id and age.
+    assert await sign_in(users, seed=b"9", now=1020.0) == "id-browser"
+    for seed in (b"1", b"2"):
+        assert await present(users, seed, now=1030.0) is None
+    assert await present(users, b"9", now=1030.0) is not None
+    [listed] = await users.sign_ins.of_account("alice", 1030.0)
+    assert (listed.created_at, listed.last_used_at) == (1000, 1030)
+
+
+async def test_old_sign_ins_make_way_for_new_ones(users: Repositories) -> None:
+    await sign_in(users, "old", now=1000.0)
+    await sign_in(users, "older", now=900.0)
+    await sign_in(users, "bobs", now=100.0, username="bob")
+    # At 1450 'older' (expiring 1400) is gone; with keep=2, so is the least recently used.
+    await sign_in(users, "new", now=1450.0, keep=2)
+    await sign_in(users, "newer", now=1460.0, keep=2)
+    assert [s.id for s in await users.sign_ins.of_account("alice", 1460.0)] == [
+        "id-newer",
+        "id-new",
+    ]
+    # Listing leaves out what expired, whatever is stored.
+    assert await users.sign_ins.of_account("alice", 2000.0) == []
+    assert [s.id for s in await users.sign_ins.of_account("bob", 500.0)] == ["id-bobs"]
+
+
+async def test_revoking_sign_ins(users: Repositories) -> None:
+    for client in ("a", "b", "c"):
+        await sign_in(users, client)
+    await sign_in(users, "d", username="bob")
+    revoked = await users.sign_ins.revoke("alice", ["id-b", "id-d", "id-missing"])
+    assert [s.id for s in revoked] == ["id-b"]
+    assert await users.sign_ins.revoke("alice", []) == []
+    assert [s.id for s in await users.sign_ins.revoke("alice")] == ["id-a", "id-c"]
+    assert await users.sign_ins.of_account("alice", 1000.0) == []
+    assert [s.id for s in await users.sign_ins.of_account("bob", 1000.0)] == ["id-d"]
+    assert await present(users, b"1", now=1010.0, client="a") is None
+
+
+async def test_disabling_or_removing_an_account_drops_its_sign_ins(
+    store: StoreUnderTest, users: Repositories
+) -> None:
+    await sign_in(users)
+    await sign_in(users, "bobs", username="bob")
+    assert await users.accounts.set_disabled("alice", True)
+    assert await users.sign_ins.of_account("alice", 1000.0) == []
+    assert await users.accounts.set_disabled("alice", False)
+    assert await present(users, b"1", now=1010.0) is None
+    # Enabling drops nothing.
+    await sign_in(users)
+    assert await users.accounts.set_disabled("alice", False)
+    assert len(await users.sign_ins.of_account("alice", 1000.0)) == 1
+    assert await users.accounts.delete("alice") is not None
+    assert await rows_naming(store, "alice") == {}
+    assert len(await users.sign_ins.of_account("bob", 1000.0)) == 1
 
 
 # Schema

@@ -84,13 +84,15 @@ class AccountRepository:
         return True
 
     async def set_disabled(self, username: str, disabled: bool) -> bool:
-        """False if there is no such account."""
+        """False if there is no such account. Disabling it also ends its sign-ins."""
         async with self._pool.transaction(username) as conn:
             changed = await conn.fetchval(
                 "UPDATE accounts SET disabled = $2 WHERE username = $1 RETURNING true",
                 username,
                 disabled,
             )
+            if disabled:
+                await conn.execute("DELETE FROM sign_ins WHERE username = $1", username)
         return bool(changed)
 
     async def delete(self, username: str) -> RemovedAccount | None:

@@ -10,7 +10,10 @@ import them from this package. Every wait is for an event, bounded by a timeout;
 - `clients`: slixmpp clients: waiting for events, inboxes, sync points, logging in, requests.
 - `raw`: raw sockets: negotiation by hand, reading stanzas back, the parsing `Peer`.
 - `adhoc`: XEP-0050 commands as a stock client drives them.
+- `fast`: SASL2 and FAST sign-in tokens (XEP-0388, XEP-0484) spoken by hand over a raw socket.
 - `admin`: the admin command line in a child process.
+- `cluster`: several server processes sharing PostgreSQL and Redis, each a `Harness`, and the
+  `cluster` and `cluster_of` fixtures.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tests.integration.harness.clients import (
     visibility,
     wait_first,
 )
+from tests.integration.harness.cluster import Cluster, ClusterFactory, ClusterNode, start_cluster
 from tests.integration.harness.constants import DOMAIN, PASSWORD, TIMEOUT
 from tests.integration.harness.raw import (
     Peer,
@@ -63,6 +67,9 @@ __all__ = [
     "DOMAIN",
     "PASSWORD",
     "TIMEOUT",
+    "Cluster",
+    "ClusterFactory",
+    "ClusterNode",
     "Harness",
     "Inbox",
     "Peer",
@@ -97,6 +104,7 @@ __all__ = [
     "raw_session",
     "roster_of",
     "stanzas",
+    "start_cluster",
     "start_server",
     "starttls",
     "still_serving",

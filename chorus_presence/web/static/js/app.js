@@ -1,12 +1,17 @@
 // The portal: sign in, then the contact list with chats, or the settings pages.
 
+import { BlockListSettings } from "./blocking.js";
+import { SignedInBrowsers, signOut } from "./browsers.js";
 import { Chats } from "./chat.js";
 import { STATES, stateInfo } from "./chorus.js";
+import { Connection } from "./connection.js";
 import { ContactList } from "./contacts.js";
 import { $, announce, h, initials } from "./dom.js";
+import { popover } from "./popover.js";
+import { Router } from "./router.js";
 import { Session } from "./session.js";
 import { DeviceSettings, PresenceSettings } from "./settings.js";
-import { XmppClient } from "./xmpp.js";
+import { SignIn } from "./signin.js";
 
 const REMEMBERED = "chorus-portal-address";
 
@@ -22,6 +27,39 @@ function resourceName() {
 }
 
 // Sign in
+
+/**
+ * Signs in with `signIn` and opens the portal. A lost connection signs in again the same way
+ * (with the token by then) and as the same resource, so contacts see the same session back.
+ */
+async function enter(signIn) {
+  const resource = resourceName();
+  const client = await signIn.connect(socketUrl(), resource);
+  try {
+    await startPortal(client, signIn, () => signIn.connect(socketUrl(), resource));
+  } catch (failure) {
+    if (client.online) await client.disconnect();
+    throw failure;
+  }
+}
+
+/** Signed in before, in this tab or kept in this browser: in again without the password. */
+async function resume() {
+  const saved = SignIn.saved();
+  if (!saved) return;
+  const submit = $("#login-submit");
+  $("#login-jid").value = saved.jid;
+  submit.disabled = true;
+  submit.textContent = "Signing in…";
+  try {
+    await enter(saved);
+  } catch (failure) {
+    $("#login-error").textContent = failure.message || "Sign-in failed.";
+    submit.disabled = false;
+    submit.textContent = "Sign in";
+    $("#login-password").focus();
+  }
+}
 
 function setUpLogin() {
   const form = $("#login-form");
@@ -42,14 +80,11 @@ function setUpLogin() {
     }
     submit.disabled = true;
     submit.textContent = "Signing in…";
-    const client = new XmppClient();
     try {
-      await client.connect({ url: socketUrl(), jid, password, resource: resourceName() });
+      await enter(SignIn.withPassword(jid, password, $("#login-keep").checked));
       localStorage.setItem(REMEMBERED, jid);
       $("#login-password").value = "";
-      await startPortal(client);
     } catch (failure) {
-      if (client.online) await client.disconnect();
       error.textContent = failure.message || "Sign-in failed.";
       submit.disabled = false;
       submit.textContent = "Sign in";
@@ -58,37 +93,7 @@ function setUpLogin() {
   });
 }
 
-// Header popovers: disclosure buttons whose panels close on Escape or a click elsewhere.
-
-function popover(button, panel, { onOpen } = {}) {
-  const close = ({ restoreFocus = false } = {}) => {
-    if (panel.hidden) return;
-    panel.hidden = true;
-    button.setAttribute("aria-expanded", "false");
-    if (restoreFocus) button.focus();
-  };
-  const open = () => {
-    panel.hidden = false;
-    button.setAttribute("aria-expanded", "true");
-    onOpen?.();
-  };
-  button.addEventListener("click", () => (panel.hidden ? open() : close()));
-  panel.addEventListener("keydown", (event) => {
-    if (event.key === "Escape") {
-      event.stopPropagation();
-      close({ restoreFocus: true });
-    }
-  });
-  document.addEventListener("click", (event) => {
-    if (!panel.hidden && !panel.contains(event.target) && !button.contains(event.target)) close();
-  });
-  panel.addEventListener("focusout", (event) => {
-    if (event.relatedTarget && !panel.contains(event.relatedTarget) && event.relatedTarget !== button) {
-      close();
-    }
-  });
-  return { open, close };
-}
+// Header menus
 
 function setUpPresenceMenu(session) {
   const options = $("#presence-options");
@@ -130,7 +135,7 @@ function setUpPresenceMenu(session) {
   show();
 }
 
-function setUpUserMenu(session) {
+function setUpUserMenu(session, signIn) {
   const name = session.bare.split("@")[0];
   $("#user-name").textContent = name;
   $("#user-avatar").textContent = initials(name);
@@ -140,7 +145,7 @@ function setUpUserMenu(session) {
   });
   $("#user-menu-settings").addEventListener("click", () => menu.close());
   $("#sign-out").addEventListener("click", async () => {
-    await session.client.disconnect();
+    await signOut(session, signIn);
     // A fresh page is the surest way to leave nothing of the session behind.
     location.reload();
   });
@@ -159,60 +164,49 @@ function setUpUserMenu(session) {
   badges();
 }
 
-// Views, chosen by the address's fragment so the browser's back button works.
-
-function route(devices) {
-  const [section, page] = location.hash.replace(/^#\/?/, "").split("/");
-  const settings = section === "settings";
-  $("#contacts-view").hidden = settings;
-  $("#settings-view").hidden = !settings;
-  for (const link of document.querySelectorAll("[data-nav]")) {
-    if (link.dataset.nav === (settings ? "settings" : "contacts")) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
-  }
-  if (!settings) return;
-  const current = page === "devices" ? "devices" : "presence";
-  $("#settings-presence").hidden = current !== "presence";
-  $("#settings-devices").hidden = current !== "devices";
-  for (const link of document.querySelectorAll("[data-settings]")) {
-    if (link.dataset.settings === current) link.setAttribute("aria-current", "page");
-    else link.removeAttribute("aria-current");
-  }
-  if (current === "devices") devices.show();
-}
-
-async function startPortal(client) {
+async function startPortal(client, signIn, signInAgain) {
   const session = new Session(client);
-  const chats = new Chats(session);
-  const contacts = new ContactList(session, { openChat: (jid) => chats.open(jid) });
+  const router = new Router();
+  const chats = new Chats(session, {
+    onUnread: (jid, unread) => contacts.markUnread(jid, unread),
+    onEmpty: () => router.leaveChat(),
+  });
+  const contacts = new ContactList(session, {
+    openChat: (jid) => {
+      chats.open(jid, { focus: false });
+      router.showChat(() => chats.focusActive());
+    },
+  });
+  router.onChats = (visible) => chats.setVisible(visible);
   const presenceSettings = new PresenceSettings(session);
   const devices = new DeviceSettings(session);
+  new BlockListSettings(session);
+  router.onSettings.devices = () => devices.show();
+  const browsers = new SignedInBrowsers(session, signIn);
+  router.onSettings.browsers = () => browsers.show();
+  session.addEventListener("connection", (event) => {
+    // Signed out by the server (revoked, or the account disabled): the token is useless now.
+    if (!session.connected && event.detail?.reason === "not-authorized") signIn.forget();
+  });
+  new Connection(session, signInAgain);
   setUpPresenceMenu(session);
-  setUpUserMenu(session);
+  setUpUserMenu(session, signIn);
   session.addEventListener("own-presence", () => devices.presenceChanged());
+  session.addEventListener("connection", () => {
+    // What another session changed meanwhile shows now, unless it would undo unsaved edits.
+    if (session.connected && !$("#settings-devices").hidden) devices.show();
+  });
   session.addEventListener("subscribe", (event) => {
     announce(`${event.detail.jid} asks to see your presence status`);
   });
-  client.addEventListener("disconnected", (event) => {
-    if (event.detail.reason === "signed-out") return;
-    const messages = {
-      conflict: "This session was replaced by a newer one.",
-      "system-shutdown": "The server is restarting.",
-    };
-    $("#connection-message").textContent =
-      messages[event.detail.reason] || "The connection to the server was lost.";
-    $("#connection-banner").hidden = false;
-  });
-  $("#reconnect").addEventListener("click", () => location.reload());
   await session.start();
   contacts.render();
   presenceSettings.render();
   $("#login-view").hidden = true;
   $("#app-view").hidden = false;
-  window.addEventListener("hashchange", () => route(devices));
-  if (!location.hash) history.replaceState(null, "", "#/contacts");
-  route(devices);
+  router.start();
   $("#main").focus();
 }
 
 setUpLogin();
+resume();

@@ -1,7 +1,9 @@
 // One chat panel per contact, as tabs. Messages go to the contact's bare JID so the server
 // delivers them to every device the contact is logged in on, or answers that they are not.
 
+import { BLOCKED_NOTE } from "./contacts.js";
 import { $, announce, displayName, h } from "./dom.js";
+import { moment, since } from "./times.js";
 import { NS, child, x } from "./xml.js";
 
 let counter = 0;
@@ -24,9 +26,17 @@ function timeNow() {
   return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
+/**
+ * `onUnread(jid, unread)` hears when a chat gets messages not read yet, and when they are;
+ * `onEmpty()` when the last chat is closed. `visible` says whether the chats are on screen
+ * (on a phone they take turns with the contact list).
+ */
 export class Chats {
-  constructor(session) {
+  constructor(session, { onUnread = () => {}, onEmpty = () => {} } = {}) {
     this.session = session;
+    this.onUnread = onUnread;
+    this.onEmpty = onEmpty;
+    this.visible = true;
     this.chats = new Map();
     this.active = null;
     this.tabs = $("#chat-tabs");
@@ -34,9 +44,12 @@ export class Chats {
     session.addEventListener("message", (event) => this.#received(event.detail));
     session.addEventListener("message-error", (event) => this.#failed(event.detail));
     session.addEventListener("presence", (event) => this.#presenceChanged(event.detail.jid));
-    session.addEventListener("roster", () => {
+    const all = () => {
       for (const jid of this.chats.keys()) this.#presenceChanged(jid);
-    });
+    };
+    session.addEventListener("roster", all);
+    session.addEventListener("blocked", all);
+    session.addEventListener("last-seen", all);
     this.tabs.addEventListener("keydown", (event) => this.#tabKeys(event));
   }
 
@@ -50,6 +63,16 @@ export class Chats {
     this.#select(jid);
     if (focus) chat.input.focus();
     return chat;
+  }
+
+  /** Whether the chats are on screen: once they are, the one shown is read. */
+  setVisible(visible) {
+    this.visible = visible;
+    if (visible && this.active) this.#read(this.active);
+  }
+
+  focusActive() {
+    this.chats.get(this.active)?.input.focus();
   }
 
   #create(jid) {
@@ -72,7 +95,8 @@ export class Chats {
       h("span", { class: "chat-tab-name" }, name),
       h("span", { class: "unread", hidden: true }),
     );
-    const log = h("ol", {
+    // A log, not a list: the role would take a list's meaning away from its items.
+    const log = h("div", {
       class: "messages",
       role: "log",
       "aria-live": "polite",
@@ -82,7 +106,7 @@ export class Chats {
       id: `${key}-input`,
       rows: "2",
       maxlength: "4000",
-      placeholder: `Message ${name}`,
+      placeholder: "Write a message",
     });
     const form = h(
       "form",
@@ -114,6 +138,7 @@ export class Chats {
             h("span", { class: "dot", "aria-hidden": "true" }),
             h("span", { class: "chat-state" }),
           ),
+          h("p", { class: "chat-detail" }),
         ),
         h(
           "button",
@@ -155,12 +180,17 @@ export class Chats {
       chat.tab.setAttribute("aria-selected", String(selected));
       chat.tab.tabIndex = selected ? 0 : -1;
       chat.panel.hidden = !selected;
-      if (selected) {
-        chat.tab.querySelector(".unread").hidden = true;
-        chat.tab.classList.remove("has-unread");
-      }
     }
     this.active = jid;
+    if (this.visible) this.#read(jid);
+  }
+
+  #read(jid) {
+    const chat = this.chats.get(jid);
+    if (!chat || chat.tab.querySelector(".unread").hidden) return;
+    chat.tab.querySelector(".unread").hidden = true;
+    chat.tab.classList.remove("has-unread");
+    this.onUnread(jid, false);
   }
 
   #close(jid) {
@@ -178,10 +208,12 @@ export class Chats {
       } else {
         this.active = null;
         $("#chat-empty").hidden = false;
-        const row = document.querySelector(`.contact[data-jid="${CSS.escape(jid)}"] button`);
+        this.onEmpty();
+        const row = document.querySelector(`.contact[data-jid="${CSS.escape(jid)}"] .row-actions button`);
         row?.focus();
       }
     }
+    this.onUnread(jid, false);
   }
 
   #tabKeys(event) {
@@ -204,7 +236,7 @@ export class Chats {
 
   #append(chat, { direction, body, id }) {
     const item = h(
-      "li",
+      "div",
       { class: `message ${direction}` },
       h(
         "div",
@@ -242,11 +274,13 @@ export class Chats {
     const chat = this.chats.get(jid) || this.#create(jid);
     this.#append(chat, { direction: "in", body });
     if (this.active === null) this.#select(jid);
-    if (this.active !== jid) {
+    if (this.active !== jid || !this.visible) {
       const unread = chat.tab.querySelector(".unread");
+      const first = unread.hidden;
       unread.hidden = false;
       unread.textContent = "new";
       chat.tab.classList.add("has-unread");
+      if (first) this.onUnread(jid, true);
       // The open conversation's log reads new messages out itself; others need a notice.
       announce(`New message from ${this.name(jid)}`);
     }
@@ -268,16 +302,30 @@ export class Chats {
   #presenceChanged(jid) {
     const chat = this.chats.get(jid);
     if (!chat) return;
-    const presence = this.session.presenceOf(jid);
-    const tone = presence ? presence.tone : "offline";
-    const label = presence
+    const session = this.session;
+    const presence = session.canSee(jid) ? session.presenceOf(jid) : null;
+    const seen = session.lastSeen.get(jid);
+    let tone = presence ? presence.tone : "offline";
+    let label = presence
       ? `${presence.label}${presence.status ? ` – ${presence.status}` : ""}`
-      : this.session.canSee(jid)
+      : session.canSee(jid)
         ? "Offline"
         : "Presence not shared";
+    let detail = "";
+    if (session.isBlocked(jid)) {
+      tone = "blocked";
+      label = BLOCKED_NOTE;
+    } else if (seen && (!presence || presence.state === "offline")) {
+      detail = `Last seen ${moment(seen)}`;
+    } else if (presence && presence.state !== "available" && presence.since) {
+      detail = `${presence.label} ${since(presence.since)}`;
+    } else if (!presence && !session.canSee(jid)) {
+      tone = "unknown";
+    }
     for (const dot of [chat.tab.querySelector(".dot"), chat.panel.querySelector(".dot")]) {
       dot.className = `dot tone-${tone}`;
     }
     chat.panel.querySelector(".chat-state").textContent = label;
+    chat.panel.querySelector(".chat-detail").textContent = detail;
   }
 }

@@ -45,6 +45,17 @@ export function kindLabel(id) {
   return DEVICE_KINDS.find((kind) => kind.id === id)?.label || id;
 }
 
+/**
+ * When the sender says the presence began: XEP-0319 idle time, else a XEP-0203 delay stamp;
+ * null when it says nothing.
+ */
+export function presenceSince(stanza) {
+  const idle = child(stanza, "idle", NS.idle)?.getAttribute("since");
+  const stamp = idle || child(stanza, "delay", NS.delay)?.getAttribute("stamp");
+  const when = stamp ? new Date(stamp) : null;
+  return when && !Number.isNaN(when.getTime()) ? when : null;
+}
+
 /** What an available presence says: {state, label, tone, status}. */
 export function readPresence(stanza) {
   const explicit = text(stanza, "state", NS.state);
@@ -71,11 +82,15 @@ export function presenceStanza(state, status) {
 // Roster (RFC 6121 section 2)
 
 export function readRosterItem(node) {
+  const groups = children(node, "group", NS.roster)
+    .map((group) => group.textContent.trim())
+    .filter(Boolean);
   return {
     jid: node.getAttribute("jid").toLowerCase(),
     name: node.getAttribute("name") || "",
     subscription: node.getAttribute("subscription") || "none",
     ask: node.getAttribute("ask") === "subscribe",
+    groups: [...new Set(groups)],
   };
 }
 
@@ -181,4 +196,45 @@ export async function getRoute(client, jid) {
     device: node.getAttribute("device") || "",
     kind: node.getAttribute("kind") || "",
   };
+}
+
+// Block list (XEP-0191): no stanzas at all, either way, with whoever is on it
+
+export async function getBlockList(client) {
+  const result = await client.iq("get", x("blocklist", { xmlns: NS.blocking }));
+  return children(child(result, "blocklist", NS.blocking), "item", NS.blocking).map((item) =>
+    item.getAttribute("jid").toLowerCase(),
+  );
+}
+
+export async function unblock(client, jid) {
+  await client.iq("set", x("unblock", { xmlns: NS.blocking }, x("item", { jid })));
+}
+
+/** A block list push: {kind: "block" | "unblock", jids}, or null for another IQ. */
+export function readBlockPush(stanza) {
+  for (const kind of ["block", "unblock"]) {
+    const node = child(stanza, kind, NS.blocking);
+    if (node) {
+      const jids = children(node, "item", NS.blocking).map((item) =>
+        item.getAttribute("jid").toLowerCase(),
+      );
+      return { kind, jids };
+    }
+  }
+  return null;
+}
+
+// Last activity (XEP-0012)
+
+/** When a contact was last logged in, as the server recorded it; null when it does not say. */
+export async function lastLoggedIn(client, jid) {
+  try {
+    const result = await client.iq("get", x("query", { xmlns: NS.last }), jid);
+    const seconds = Number(child(result, "query", NS.last)?.getAttribute("seconds"));
+    return Number.isFinite(seconds) && seconds >= 0 ? new Date(Date.now() - seconds * 1000) : null;
+  } catch {
+    // item-not-found (never logged in) or forbidden (not allowed to know): nothing to show.
+    return null;
+  }
 }

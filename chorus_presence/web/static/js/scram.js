@@ -1,4 +1,5 @@
-// SCRAM (RFC 5802, RFC 7677) with WebCrypto, so the password never crosses the wire.
+// SCRAM (RFC 5802, RFC 7677) with WebCrypto, so the password never crosses the wire; and the
+// proofs of HT-SHA-256-NONE (draft-schmaus-kitten-sasl-ht), the mechanism of sign-in tokens.
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -100,6 +101,20 @@ export class Scram {
   verify(serverFinal) {
     return attributes(serverFinal).v === this.serverSignature;
   }
+}
+
+export const TOKEN_MECHANISM = "HT-SHA-256-NONE";
+
+/**
+ * The proofs for a sign-in token, without channel binding: `initiator` is what the portal
+ * sends, `responder` what the server must answer to show it knew the token too.
+ */
+export async function tokenProofs(token) {
+  const key = encoder.encode(token);
+  return {
+    initiator: await hmac("SHA-256", key, "Initiator"),
+    responder: toBase64(await hmac("SHA-256", key, "Responder")),
+  };
 }
 
 export const utf8 = {

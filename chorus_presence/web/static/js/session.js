@@ -1,24 +1,33 @@
 // What the portal knows about the signed-in user and their contacts, kept current from the
-// stanzas the server sends. The views listen for its events and redraw from it.
+// stanzas the server sends. The views listen for its events and redraw from it. A connection
+// that drops and comes back is a new client attached to the same session (`resume`), so the
+// views keep what they show and only see it brought up to date.
 
 import {
+  getBlockList,
   getRoster,
   getVisibility,
+  lastLoggedIn,
+  presenceSince,
   presenceStanza,
+  readBlockPush,
   readPresence,
   readRosterItem,
 } from "./chorus.js";
-import { NS, child, children } from "./xml.js";
+import { NS, child, children, x } from "./xml.js";
 import { bareJid } from "./xmpp.js";
 
 const SUBSCRIPTION_TYPES = new Set(["subscribe", "subscribed", "unsubscribe", "unsubscribed"]);
 const SEES = new Set(["to", "both"]);
 
 /**
- * Events: "roster", "presence" (detail: {jid, previous, current}), "visibility",
+ * Events: "roster", "presence" (detail: {jid, previous, current, live}; `live` is false for
+ * the presence a contact already had when this page connected), "visibility",
  * "pending-count" (the server said how many requests wait; `pendingCount` has it),
  * "subscribe" (detail: {jid}), "message" (detail: {jid, id, body}),
- * "message-error" (detail: {jid, id, error stanza}), "own-presence".
+ * "message-error" (detail: {jid, id, error stanza}), "own-presence", "blocked" (the XEP-0191
+ * list changed), "last-seen" (detail: {jid}), "connection" (`connected` changed; detail:
+ * {reason} when it dropped).
  */
 export class Session extends EventTarget {
   constructor(client) {
@@ -30,24 +39,50 @@ export class Session extends EventTarget {
     // bare JID -> Map(resource -> presence); the newest entry is the one shown, as the
     // server's effective state is the user's most recent choice.
     this.presences = new Map();
+    // bare JID -> when they were last logged in, as far as anyone told this page.
+    this.lastSeen = new Map();
+    // The XEP-0191 block list: bare JIDs and domains.
+    this.blocked = new Set();
     this.visibility = { policy: "ask", awayWhenOffline: false, pending: [], allowed: [], blocked: [] };
     // The server pushes it whenever it changes, ahead of the lists, which are read again.
     this.pendingCount = 0;
     this.own = { state: "available", status: "" };
+    this.connected = true;
+    // False until the server has answered the probes of the initial presence: a presence
+    // before that is how a contact already was, one after it a change seen as it happened.
+    this.settled = false;
+    // What each contact showed before the connection dropped, so that a state that did not
+    // change meanwhile keeps the time it began.
+    this.former = new Map();
     this.refreshing = null;
     this.refreshAgain = false;
+    this.listening = null;
   }
 
   async start() {
-    this.client.addEventListener("presence", (event) => this.#onPresence(event.detail));
-    this.client.addEventListener("message", (event) => this.#onMessage(event.detail));
-    this.client.addEventListener("iq", (event) => this.#onIq(event.detail));
-    const [items] = await Promise.all([getRoster(this.client), this.refreshVisibility()]);
-    for (const item of items) this.roster.set(item.jid, item);
-    this.emit("roster");
-    // Initial presence last: it makes the server send contacts' presence and the requests
-    // still pending, which find the roster already loaded.
-    this.setOwnPresence("available", "");
+    this.#listen();
+    await this.#load();
+  }
+
+  /** Carries on over a new connection after the previous one dropped. */
+  async resume(client) {
+    this.client = client;
+    this.jid = client.jid;
+    for (const jid of this.presences.keys()) this.former.set(jid, this.presenceOf(jid));
+    this.presences.clear();
+    // Contacts may have come and gone meanwhile: the server is asked again.
+    this.lastSeen.clear();
+    this.settled = false;
+    this.#listen();
+    await this.#load();
+    this.connected = true;
+    this.emit("connection");
+    // Whatever was shown before and was not sent again is gone.
+    for (const jid of this.former.keys()) {
+      const previous = this.former.get(jid);
+      if (!this.presenceOf(jid)) this.emit("presence", { jid, previous, current: null, live: true });
+    }
+    this.former.clear();
   }
 
   emit(name, detail = null) {
@@ -55,8 +90,9 @@ export class Session extends EventTarget {
   }
 
   setOwnPresence(state, status) {
-    this.client.send(presenceStanza(state, status));
     this.own = { state, status };
+    // While the connection is down, the next one starts with it.
+    if (this.client.online) this.client.send(presenceStanza(state, status));
     this.emit("own-presence");
   }
 
@@ -69,9 +105,20 @@ export class Session extends EventTarget {
     return newest;
   }
 
+  /** Logged in: an available presence that is not the server's "Not logged in". */
+  isOnline(jid) {
+    const presence = this.presenceOf(jid);
+    return Boolean(presence && presence.state !== "offline");
+  }
+
   canSee(jid) {
     const item = this.roster.get(jid);
     return Boolean(item && SEES.has(item.subscription));
+  }
+
+  /** On the XEP-0191 block list, by their address or their domain. */
+  isBlocked(jid) {
+    return this.blocked.has(jid) || this.blocked.has(jid.slice(jid.indexOf("@") + 1));
   }
 
   /** Reads the visibility lists again; calls that overlap share one round trip. */
@@ -95,6 +142,58 @@ export class Session extends EventTarget {
     return this.refreshing;
   }
 
+  #listen() {
+    this.listening?.abort();
+    this.listening = new AbortController();
+    const options = { signal: this.listening.signal };
+    const client = this.client;
+    client.addEventListener("presence", (event) => this.#onPresence(event.detail), options);
+    client.addEventListener("message", (event) => this.#onMessage(event.detail), options);
+    client.addEventListener("iq", (event) => this.#onIq(event.detail), options);
+    client.addEventListener(
+      "disconnected",
+      (event) => {
+        if (client !== this.client) return;
+        this.connected = false;
+        this.emit("connection", { reason: event.detail.reason });
+      },
+      options,
+    );
+  }
+
+  async #load() {
+    const [items, blocked] = await Promise.all([
+      getRoster(this.client),
+      getBlockList(this.client),
+      this.refreshVisibility(),
+    ]);
+    this.roster = new Map(items.map((item) => [item.jid, item]));
+    this.blocked = new Set(blocked);
+    this.emit("roster");
+    this.emit("blocked");
+    // Initial presence last: it makes the server send contacts' presence and the requests
+    // still pending, which find the roster already loaded. The server answers the probes
+    // before it reads the ping that follows, so the pong marks the end of those answers.
+    this.client.send(presenceStanza(this.own.state, this.own.status));
+    this.emit("own-presence");
+    await this.client.iq("get", x("ping", { xmlns: NS.ping }));
+    this.settled = true;
+    this.#askLastSeen([...this.roster.keys()]);
+  }
+
+  /** Asks the server when the contacts who are not logged in last were (XEP-0012). */
+  #askLastSeen(jids) {
+    const client = this.client;
+    for (const jid of jids) {
+      if (!this.canSee(jid) || this.isOnline(jid) || this.lastSeen.has(jid)) continue;
+      lastLoggedIn(client, jid).then((when) => {
+        if (!when || this.lastSeen.has(jid) || this.isOnline(jid)) return;
+        this.lastSeen.set(jid, when);
+        this.emit("last-seen", { jid });
+      });
+    }
+  }
+
   #onPresence(stanza) {
     const from = stanza.getAttribute("from") || "";
     const jid = bareJid(from);
@@ -110,11 +209,24 @@ export class Session extends EventTarget {
     if (type === "unavailable") {
       if (resource) this.presences.get(jid)?.delete(resource);
       else this.presences.delete(jid);
+      if (previous?.state !== "offline" && !this.isOnline(jid) && this.settled) {
+        this.lastSeen.set(jid, new Date());
+      }
     } else {
+      const shown = readPresence(stanza);
+      const before = previous || (this.settled ? null : this.former.get(jid));
+      let since = presenceSince(stanza);
+      if (!since && before && before.state === shown.state) since = before.since;
+      else if (!since && this.settled) since = new Date();
       if (!this.presences.has(jid)) this.presences.set(jid, new Map());
-      this.presences.get(jid).set(resource, { ...readPresence(stanza), at: performance.now() });
+      this.presences.get(jid).set(resource, { ...shown, since, at: performance.now() });
+      if (shown.state !== "offline") this.lastSeen.delete(jid);
     }
-    this.emit("presence", { jid, previous, current: this.presenceOf(jid) });
+    const current = this.presenceOf(jid);
+    // While the probes are answered, what changed is measured against the last connection.
+    const known = this.settled ? previous : previous || this.former.get(jid) || null;
+    this.emit("presence", { jid, previous: known, current, live: this.settled || this.former.has(jid) });
+    if (this.settled && !this.isOnline(jid)) this.#askLastSeen([jid]);
   }
 
   #onMessage(stanza) {
@@ -144,25 +256,53 @@ export class Session extends EventTarget {
   }
 
   #onIq({ stanza, reply }) {
-    const query = child(stanza, "query", NS.roster);
     const from = stanza.getAttribute("from");
-    // RFC 6121 section 2.1.6: only pushes from the user's own account are genuine.
-    if (stanza.getAttribute("type") !== "set" || !query || (from && bareJid(from) !== this.bare)) {
+    // RFC 6121 section 2.1.6 and XEP-0191 section 3.3: only pushes from the user's own
+    // account are genuine.
+    if (stanza.getAttribute("type") !== "set" || (from && bareJid(from) !== this.bare)) return;
+    const blockPush = readBlockPush(stanza);
+    if (blockPush) {
+      reply();
+      this.#onBlockPush(blockPush);
       return;
     }
+    const query = child(stanza, "query", NS.roster);
+    if (!query) return;
     reply();
+    const added = [];
     for (const node of children(query, "item", NS.roster)) {
       const item = readRosterItem(node);
       if (item.subscription === "remove") {
         this.roster.delete(item.jid);
         this.presences.delete(item.jid);
+        this.lastSeen.delete(item.jid);
       } else {
+        const before = this.roster.get(item.jid);
         this.roster.set(item.jid, item);
-        if (!SEES.has(item.subscription)) this.presences.delete(item.jid);
+        if (!SEES.has(item.subscription)) {
+          this.presences.delete(item.jid);
+          this.lastSeen.delete(item.jid);
+        } else if (!before || !SEES.has(before.subscription)) {
+          added.push(item.jid);
+        }
       }
     }
     this.emit("roster");
     // Subscription changes move people between the visibility lists.
     this.refreshVisibility().catch(() => {});
+    // A contact who now shares their presence and is not logged in: since when?
+    if (added.length && this.settled) {
+      this.client
+        .iq("get", x("ping", { xmlns: NS.ping }))
+        .then(() => this.#askLastSeen(added))
+        .catch(() => {});
+    }
+  }
+
+  #onBlockPush({ kind, jids }) {
+    if (kind === "block") for (const jid of jids) this.blocked.add(jid);
+    else if (jids.length === 0) this.blocked.clear();
+    else for (const jid of jids) this.blocked.delete(jid);
+    this.emit("blocked");
   }
 }

@@ -1,8 +1,8 @@
-// A small XMPP client over WebSocket (RFC 7395): SCRAM login, binding, IQ round trips, and
-// events for the stanzas the portal shows.
+// A small XMPP client over WebSocket (RFC 7395): SASL2 login (sasl2.js), binding, IQ round
+// trips, and events for the stanzas the portal shows.
 
-import { MECHANISMS, Scram, fromBase64, toBase64, utf8 } from "./scram.js";
-import { NS, child, children, parse, serialize, text, x } from "./xml.js";
+import { authenticate } from "./sasl2.js";
+import { NS, child, parse, serialize, text, x } from "./xml.js";
 
 const IQ_TIMEOUT_MS = 20000;
 
@@ -61,6 +61,7 @@ export class XmppClient extends EventTarget {
     super();
     this.socket = null;
     this.jid = null;
+    this.issued = null;
     this.pending = new Map();
     this.inbox = [];
     this.waiting = null;
@@ -68,8 +69,11 @@ export class XmppClient extends EventTarget {
     this.closing = false;
   }
 
-  /** Opens the WebSocket, authenticates with SCRAM and binds a resource. */
-  async connect({ url, jid, password, resource }) {
+  /**
+   * Opens the WebSocket, authenticates with `login` (see sasl2.js: a password or a sign-in
+   * token) and binds a resource. `issued` is then the token the server gave, or null.
+   */
+  async connect({ url, jid, login, resource }) {
     if (!globalThis.crypto?.subtle) {
       throw new XmppError(
         "insecure-context",
@@ -84,8 +88,12 @@ export class XmppClient extends EventTarget {
     await this.#openSocket(url);
     try {
       const features = await this.#openStream();
-      await this.#authenticate(features, local, password);
-      await this.#openStream();
+      const io = {
+        send: (item) => this.send(item),
+        next: () => this.#next(),
+        unexpected: (node) => this.#unexpected(node),
+      };
+      this.issued = await authenticate(features, io, { username: local, ...login });
       this.jid = await this.#bind(resource);
     } catch (error) {
       this.#dropSocket();
@@ -181,36 +189,6 @@ export class XmppClient extends EventTarget {
     const features = await this.#next();
     if (features.localName !== "features") throw this.#unexpected(features);
     return features;
-  }
-
-  async #authenticate(features, username, password) {
-    const offered = children(child(features, "mechanisms", NS.sasl), "mechanism", NS.sasl).map(
-      (node) => node.textContent.trim(),
-    );
-    const mechanism = Object.keys(MECHANISMS).find((name) => offered.includes(name));
-    if (!mechanism) {
-      throw new XmppError("mechanism-too-weak", "The server offers no SCRAM mechanism.");
-    }
-    const scram = new Scram(mechanism, username, password);
-    const encode = (message) => toBase64(utf8.encode(message));
-    const decode = (node) => utf8.decode(fromBase64(node.textContent.trim()));
-    this.send(x("auth", { xmlns: NS.sasl, mechanism }, encode(scram.first())));
-    let answer = await this.#next();
-    if (answer.localName === "challenge") {
-      this.send(x("response", { xmlns: NS.sasl }, encode(await scram.final(decode(answer)))));
-      answer = await this.#next();
-    }
-    if (answer.localName === "failure") {
-      const reason = answer.children[0]?.localName;
-      if (reason === "not-authorized") {
-        throw new XmppError(reason, "The address or password is not right.");
-      }
-      throw new XmppError(reason || "failure", `Sign-in failed (${reason || "unknown reason"}).`);
-    }
-    if (answer.localName !== "success" || !scram.verify(decode(answer))) {
-      // A server that cannot prove it knows the password may be an impostor.
-      throw new XmppError("server-not-verified", "The server's identity could not be verified.");
-    }
   }
 
   async #bind(resource) {

@@ -1,0 +1,29 @@
+// Moments as people say them: "at 14:05" today, "yesterday at 09:12", "on 3 Dec" before that.
+
+function sameDay(first, second) {
+  return (
+    first.getFullYear() === second.getFullYear() &&
+    first.getMonth() === second.getMonth() &&
+    first.getDate() === second.getDate()
+  );
+}
+
+export function clockTime(date) {
+  return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+/** "at 14:05", "yesterday at 14:05" or "on 3 Dec" (with the year when it is not this one). */
+export function moment(date, now = new Date()) {
+  if (sameDay(date, now)) return `at ${clockTime(date)}`;
+  const yesterday = new Date(now);
+  yesterday.setDate(now.getDate() - 1);
+  if (sameDay(date, yesterday)) return `yesterday at ${clockTime(date)}`;
+  const options = { day: "numeric", month: "short" };
+  if (date.getFullYear() !== now.getFullYear()) options.year = "numeric";
+  return `on ${date.toLocaleDateString([], options)}`;
+}
+
+/** "since 14:05", "since yesterday at 14:05" or "since 3 Dec". */
+export function since(date, now = new Date()) {
+  return `since ${moment(date, now).replace(/^(at|on) /, "")}`;
+}
