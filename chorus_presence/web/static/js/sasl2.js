@@ -13,7 +13,7 @@ import {
   utf8,
 } from "./scram.js";
 import { child, children, text, x } from "./xml.js";
-import { XmppError } from "./xmpp.js";
+import { XmppError } from "./errors.js";
 
 const SASL2 = "urn:xmpp:sasl:2";
 const FAST = "urn:xmpp:fast:0";

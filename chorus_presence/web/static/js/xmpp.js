@@ -1,38 +1,13 @@
 // A small XMPP client over WebSocket (RFC 7395): SASL2 login (sasl2.js), binding, IQ round
 // trips, and events for the stanzas the portal shows.
 
+import { XmppError } from "./errors.js";
 import { authenticate } from "./sasl2.js";
 import { NS, child, parse, serialize, text, x } from "./xml.js";
 
+export { XmppError };
+
 const IQ_TIMEOUT_MS = 20000;
-
-/** A stanza error (RFC 6120 section 8.3) or a failure to connect or log in. */
-export class XmppError extends Error {
-  constructor(condition, message, type = "cancel") {
-    super(message || condition);
-    this.condition = condition;
-    this.type = type;
-  }
-
-  static fromStanza(stanza) {
-    const error = child(stanza, "error");
-    if (!error) return new XmppError("undefined-condition");
-    const condition = [...error.children].find(
-      (node) => node.namespaceURI === NS.stanzas && node.localName !== "text",
-    );
-    const explanation = text(error, "text", NS.stanzas);
-    const result = new XmppError(
-      condition ? condition.localName : "undefined-condition",
-      explanation,
-      error.getAttribute("type") || "cancel",
-    );
-    result.explanation = explanation;
-    result.appConditions = [...error.children]
-      .filter((node) => node.namespaceURI !== NS.stanzas)
-      .map((node) => `{${node.namespaceURI}}${node.localName}`);
-    return result;
-  }
-}
 
 export function bareJid(jid) {
   const slash = jid.indexOf("/");
