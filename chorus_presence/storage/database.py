@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # How long to wait for another process (the admin command line, say) to release its lock.
 BUSY_TIMEOUT_MS = 5000
+# The pause between two tries at switching a database that another process holds to WAL.
+WAL_RETRY_SECONDS = 0.02
 
 _MIGRATION_NAME = re.compile(r"(\d{3})_([a-z0-9_]+)\.sql")
 
@@ -85,7 +87,7 @@ class Database:
             conn.row_factory = sqlite3.Row
             # First, so that every later statement waits out other processes' locks.
             await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            mode = await _pragma(conn, "journal_mode=WAL")
+            mode = await _enable_wal(conn)
             if mode != "wal":
                 raise SchemaError(f"database {path}: cannot use WAL journal mode (got {mode})")
             # FULL, not NORMAL: in WAL mode NORMAL may lose the last commits on power loss.
@@ -237,6 +239,23 @@ def _unavailable_as_such() -> Iterator[None]:
         if code is None or code & 0xFF not in _UNAVAILABLE_CODES:
             raise
         raise StorageUnavailable(str(exc)) from exc
+
+
+async def _enable_wal(conn: aiosqlite.Connection) -> str:
+    """Switch to WAL and return the journal mode. The switch needs the database to itself, and
+    SQLite answers "locked" at once, without its busy handler, while another process makes the
+    same switch (as on a fresh database opened by several at once), so it is tried again for
+    as long as the busy timeout."""
+    deadline = asyncio.get_running_loop().time() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return await _pragma(conn, "journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            busy = code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or asyncio.get_running_loop().time() >= deadline:
+                raise
+        await asyncio.sleep(WAL_RETRY_SECONDS)
 
 
 async def _pragma(conn: aiosqlite.Connection, setting: str) -> str:
