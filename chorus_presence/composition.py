@@ -21,6 +21,7 @@ from typing import Protocol
 
 from chorus_presence.admin import presence as presence_admin
 from chorus_presence.admin.channel import AdminChannel
+from chorus_presence.cluster.limits import RedisCounters
 from chorus_presence.cluster.node import ClusterNode
 from chorus_presence.config import Config, ConfigError, check_files
 from chorus_presence.core import topics
@@ -83,7 +84,12 @@ async def build(
     bus = Bus()
     sessions = SessionRegistry()
     metrics = Metrics(lambda: len(sessions))
-    limits = Limits(config.limits)
+    shared = None
+    if config.cluster.enabled:
+        shared = RedisCounters(
+            config.cluster.redis, config.limits, timeout=config.cluster.node_timeout
+        )
+    limits = Limits(config.limits, shared)
     background = BackgroundWork()
     router = StanzaRouter(domain, bus, sessions)
     accounts = AccountService(
@@ -100,7 +106,7 @@ async def build(
         presence,
         accounts,
         sessions,
-        limits.subscriptions.allow,
+        limits.subscription_requests.admit,
         block_list.blocked_either,
         domain=domain,
     )
@@ -168,7 +174,15 @@ async def build(
     cluster = None
     if config.cluster.enabled:
         cluster = ClusterNode(
-            config.cluster, bus, sessions, presence, rosters, block_list, visibility, domain=domain
+            config.cluster,
+            bus,
+            sessions,
+            presence,
+            rosters,
+            block_list,
+            visibility,
+            domain=domain,
+            undelivered=messages.undelivered,
         )
         cluster.subscribe(bus)
     secret = await repositories.server_state.secret("scram-fake-salt")
@@ -308,6 +322,7 @@ class Server:
                 await asyncio.wait_for(self._listener.wait_closed(), 1)
         if ctx is not None:
             await ctx.background.drain()
+            await ctx.limits.close()
             await ctx.repositories.close()
             self.ctx = None
 

@@ -111,6 +111,8 @@ def _sessions(args: argparse.Namespace, config: Config) -> int:
     if not sessions:
         console.print("No sessions")
         return 0
+    # A cluster's rows say which node holds each session; a single server's do not.
+    nodes = ("Node",) if any("node" in session for session in sessions) else ()
     table = Table(
         "JID",
         "Peer",
@@ -119,6 +121,7 @@ def _sessions(args: argparse.Namespace, config: Config) -> int:
         "Resumable",
         "Hibernating",
         "Inactive",
+        *nodes,
         caption=count(len(sessions), "session"),
     )
     for session in sessions:
@@ -130,6 +133,7 @@ def _sessions(args: argparse.Namespace, config: Config) -> int:
             yes_no(session["resumable"]),
             yes_no(session["hibernating"]),
             yes_no(session["inactive"]),
+            *((session.get("node", ""),) if nodes else ()),
         )
     table.print()
     return 0

@@ -13,5 +13,7 @@ them what this node's sessions do, and declares dead a node whose heartbeat stop
 - `link`: the connection to Redis: ordered writes, this node's channel, its health.
 - `remote`: the stand-in sessions and the outbox that coalesces what goes to each node.
 - `mirror`: other nodes' sessions, bound here as stand-ins with their presence.
+- `requests`: subscription requests that crossed the contact's login on another node.
 - `node`: the bus subscriptions, membership and heartbeats, queries between nodes.
+- `limits`: the failed-login throttles and the subscription allowance, counted in Redis.
 """

@@ -57,7 +57,7 @@ class RedisLink:
         self._retry_every = retry_every
         self._on_lost = on_lost
         self._on_restored = on_restored
-        self._queue: list[Write] = []
+        self._queue: list[Write | asyncio.Future[None]] = []
         self._pending = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -119,12 +119,35 @@ class RedisLink:
         self._idle.clear()
         self._pending.set()
 
+    def written(self) -> asyncio.Future[None]:
+        """Done once everything written so far went out (or was dropped): Redis has executed
+        it, so a publication is on its way to every subscriber."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self.up:
+            future.set_result(None)
+            return future
+        self._queue.append(future)
+        self._idle.clear()
+        self._pending.set()
+        return future
+
     async def run_writer(self) -> None:
-        while not self.closing:
-            await self._pending.wait()
-            self._pending.clear()
-            while self._queue:
-                commands, self._queue = self._queue, []
+        try:
+            while not self.closing:
+                await self._pending.wait()
+                self._pending.clear()
+                while self._queue:
+                    await self._execute()
+                self._idle.set()
+        finally:
+            # Nobody waits on a writer that stopped.
+            self._settle([item for item in self._queue if isinstance(item, asyncio.Future)])
+
+    async def _execute(self) -> None:
+        batch, self._queue = self._queue, []
+        commands = [item for item in batch if not isinstance(item, asyncio.Future)]
+        try:
+            if commands:
                 pipe = self.client.pipeline(transaction=False)
                 for command in commands:
                     command(pipe)
@@ -135,7 +158,14 @@ class RedisLink:
                     self.failed(exc, dropped=len(commands))
                 else:
                     self.succeeded()
-            self._idle.set()
+        finally:
+            self._settle([item for item in batch if isinstance(item, asyncio.Future)])
+
+    @staticmethod
+    def _settle(futures: list[asyncio.Future[None]]) -> None:
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
 
     async def drain(self, timeout: float) -> None:
         """Wait, up to `timeout`, until everything written so far went out (or was dropped)."""

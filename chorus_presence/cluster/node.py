@@ -25,6 +25,7 @@ with `service-unavailable` (of type wait) instead of vanishing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,7 @@ from chorus_presence.cluster.keys import Keys
 from chorus_presence.cluster.link import FAILURES, RedisLink, cancelled_meanwhile
 from chorus_presence.cluster.mirror import Mirror
 from chorus_presence.cluster.remote import Outbox
+from chorus_presence.cluster.requests import MissedRequests
 from chorus_presence.config import ClusterConfig, ConfigError, display_url
 from chorus_presence.core import topics
 from chorus_presence.core.bus import STOP, Bus
@@ -74,6 +76,8 @@ return 0
 """
 
 Query = Callable[[], Awaitable[object]]
+# Stanzas written for a session of a user's that ended: messages stored or bounced.
+Undelivered = Callable[[JID, list[bytes]], Awaitable[None]]
 
 
 class ClusterUnavailable(Exception):
@@ -92,6 +96,7 @@ class ClusterNode:
         visibility: VisibilityService,
         *,
         domain: str,
+        undelivered: Undelivered,
     ) -> None:
         self.name = config.node
         # This run of the node: the others tell a restart from a node that kept running.
@@ -104,6 +109,7 @@ class ClusterNode:
         self._block_list = block_list
         self._visibility = visibility
         self._domain = domain
+        self._undelivered = undelivered
         self.link = RedisLink(
             config.redis,
             timeout=config.node_timeout,
@@ -114,6 +120,7 @@ class ClusterNode:
         self.keys = Keys.for_database(self.link.database)
         self.outbox = Outbox(self._publish)
         self.mirror = Mirror(sessions, presence, rosters, self.outbox)
+        self._requests = MissedRequests(sessions, presence, rosters, block_list, domain=domain)
         # The other live nodes, with their boot ids.
         self.peers: dict[str, str] = {}
         # What this node's directory holds: its own sessions.
@@ -405,7 +412,9 @@ class ClusterNode:
         directory, text = self.keys.directory(self.name), wire.encode_entry(entry)
         self.link.write(lambda pipe: pipe.hset(directory, entry.jid, text))
 
-    def _bound(self, event: SessionEvent) -> None:
+    async def _bound(self, event: SessionEvent) -> None:
+        """Written and announced before the client hears it is bound: a stanza someone sends
+        it on hearing of it from the client finds the session known on every node."""
         session = event.session
         if self._sessions.is_remote(session):
             return
@@ -413,6 +422,10 @@ class ClusterNode:
         self._entries[session] = entry
         self._write_entry(entry)
         self._announce([wire.BOUND, entry.to_wire()])
+        self.outbox.flush()
+        # Redis answers or fails within node_timeout; a bind never waits longer in any case.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.link.written(), self._config.node_timeout)
 
     def _presence_changed(self, event: PresenceChanged) -> None:
         known = self._entries.get(event.session)
@@ -442,7 +455,11 @@ class ClusterNode:
         owners |= {owner for owner, _ in (*changes.pending_add, *changes.pending_remove)}
         settings = {owner for owner, _ in changes.settings}
         if owners or settings:
-            changed = {"rosters": sorted(owners), "settings": sorted(settings)}
+            changed = {
+                "rosters": sorted(owners),
+                "settings": sorted(settings),
+                "requests": self._requests.reached(changes),
+            }
             self._announce([wire.CHANGED, changed])
 
     def _block_list_committed(self, event: BlockListCommitted) -> None:
@@ -563,6 +580,9 @@ class ClusterNode:
             session = self._local(jid)
             if session is not None:
                 session.send_bytes(data.encode())
+            else:
+                # The session ended while this was on its way: as on one node.
+                await self._undelivered(JID.parse(jid).bare, [data.encode()])
         elif kind == wire.PRESENCE_TO:
             jid, data, sender = fields
             session = self._local(jid)
@@ -619,9 +639,10 @@ class ClusterNode:
         else:
             raise wire.WireError(f"unknown kind {kind!r}")
 
-    async def _refresh(self, changed: dict[str, list[str]]) -> None:
+    async def _refresh(self, changed: dict[str, list[Any]]) -> None:
+        requests = changed.get("requests", [])
         for owner in changed.get("rosters", []):
-            await self._rosters.refresh(str(owner))
+            await self._requests.refresh(str(owner), requests)
         for owner in changed.get("blocks", []):
             await self._block_list.refresh(JID(str(owner), self._domain))
         for owner in changed.get("settings", []):

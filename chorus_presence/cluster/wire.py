@@ -12,7 +12,7 @@ Kinds, and what follows the kind:
 | `bound` | entry | the sender bound a session |
 | `presence` | entry | the presence of a session the sender holds changed |
 | `unbound` | full JID, session id | that session ended |
-| `changed` | {"rosters", "blocks", "settings": [usernames]} | the sender committed changes |
+| `changed` | {"rosters", "blocks", "settings": [usernames], "requests"} | committed changes |
 | `removed` | removed account (`removed_to_wire`) | the sender removed an account |
 | `hello` | [entry, ...] | the sender (re)joined; every session it holds; answered with `sync` |
 | `sync` | [entry, ...] | every session the sender holds |
@@ -20,7 +20,9 @@ Kinds, and what follows the kind:
 | `ask` | id, query | a question (`session.list`, `stats`), answered with `answer` |
 | `answer` | id, result or null, error or null | |
 
-An entry (`Entry`) is [full JID, session id, presence stanza or null, priority, state].
+An entry (`Entry`) is [full JID, session id, presence stanza or null, priority, state]. The
+`requests` of `changed` are the subscription requests the commit stored, each [owner, contact,
+status or null, [the full JIDs on other nodes the sender delivered it to]] (`requests`).
 """
 
 from __future__ import annotations

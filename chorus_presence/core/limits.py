@@ -5,6 +5,11 @@ account.
 
 All in memory and bounded: keyed tables forget their oldest keys past a fixed size, so a flood
 of distinct addresses cannot grow the server's memory.
+
+What the logins and the subscription service ask of the limits is an interface (`LoginGuard`,
+`RequestLimit`), async because the counts may be kept outside the process: a cluster keeps
+those that must hold per account or per address in Redis (`SharedCounters`), so that a client
+cannot multiply its allowance by the number of nodes.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic
+from typing import Protocol
 
 from chorus_presence.config import LimitsConfig
 
@@ -74,6 +80,10 @@ class KeyedBuckets:
 
     def allow(self, key: str) -> bool:
         return self.bucket(key).try_take()
+
+    async def admit(self, key: str) -> bool:
+        """`allow`, as a `RequestLimit`."""
+        return self.allow(key)
 
 
 class ConnectionLimiter:
@@ -323,6 +333,41 @@ class LoginAttempt:
         self._throttle.backoff.failed(_pair(self._account, self._address))
 
 
+class Attempt(Protocol):
+    """A login being checked, counted as failed until `succeeded` says otherwise."""
+
+    def succeeded(self) -> None: ...
+
+    def failed(self) -> None: ...
+
+
+class LoginGuard(Protocol):
+    """The failed-login throttles as the logins use them, wherever the counts are kept.
+
+    What reports an outcome is synchronous (the stream answers at once); an implementation
+    that keeps its counts elsewhere sends those on and checks them in before its next answer.
+    """
+
+    async def address_refused(self, address: str) -> bool:
+        """Whether `address` has failed too often to try at all now."""
+        ...
+
+    def address_failed(self, address: str) -> None:
+        """A failure before any account was named (a malformed request, a bad username)."""
+        ...
+
+    async def admit(self, account: str, address: str) -> Attempt | None:
+        """Count a login for `account` from `address` as failed before its password is
+        checked; None, with nothing counted anywhere, when any throttle refuses it."""
+        ...
+
+
+class RequestLimit(Protocol):
+    async def admit(self, key: str) -> bool:
+        """Take one request of `key` from its allowance; False, taking nothing, when over."""
+        ...
+
+
 class LoginThrottle:
     """The failed-login throttles as one: per address; per account, a ceiling above what any
     one address may fail, against guessing spread over many addresses; and a back-off per
@@ -362,6 +407,12 @@ class LoginThrottle:
         self.backoff.reserve(pair)
         return LoginAttempt(self, account, address, stamps)
 
+    async def address_refused(self, address: str) -> bool:
+        return self.address_throttled(address)
+
+    async def admit(self, account: str, address: str) -> LoginAttempt | None:
+        return self.begin(account, address)
+
 
 def _pair(account: str, address: str) -> str:
     # Neither a nodeprep'd localpart nor an address can hold a NUL.
@@ -385,11 +436,24 @@ class RegistrationLimiter:
         return self._attempts.reserve(address) is not None
 
 
-class Limits:
-    """The server's limiters, built from `[limits]`."""
+class SharedCounters(Protocol):
+    """Counts kept outside the process, for every node of a cluster to share; each limit
+    falls back to its in-process counterpart (`local`) while they cannot be reached."""
 
-    def __init__(self, config: LimitsConfig) -> None:
+    def logins(self, local: LoginThrottle) -> LoginGuard: ...
+
+    def subscriptions(self, local: KeyedBuckets) -> RequestLimit: ...
+
+    async def close(self) -> None: ...
+
+
+class Limits:
+    """The server's limiters, built from `[limits]`; the failed logins and the subscription
+    requests counted in `shared` when given, else here."""
+
+    def __init__(self, config: LimitsConfig, shared: SharedCounters | None = None) -> None:
         self.config = config
+        self._shared = shared
         self.connections = ConnectionLimiter(
             concurrent=config.connections_per_address,
             rate=config.connection_rate,
@@ -413,6 +477,15 @@ class Limits:
             config.subscriptions_per_minute / 60, config.subscriptions_per_minute
         )
         self.server_connections = ConnectionCap(config.max_connections)
+        self.login_guard: LoginGuard = self.logins
+        self.subscription_requests: RequestLimit = self.subscriptions
+        if shared is not None:
+            self.login_guard = shared.logins(self.logins)
+            self.subscription_requests = shared.subscriptions(self.subscriptions)
+
+    async def close(self) -> None:
+        if self._shared is not None:
+            await self._shared.close()
 
     def inbound_bucket(self) -> TokenBucket:
         return TokenBucket(self.config.bytes_per_second, self.config.burst_bytes)

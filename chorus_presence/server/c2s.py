@@ -730,7 +730,7 @@ class ClientStream:
         if not self.is_secure_enough():
             self._sasl_reply(SaslStep("failure", condition="encryption-required"))
             return
-        if name == "auth" and self.ctx.limits.failed_logins_by_address.throttled(self.address):
+        if name == "auth" and await self.ctx.limits.login_guard.address_refused(self.address):
             self._sasl_reply(SaslStep("failure", condition="temporary-auth-failure"))
             return
         if name == "auth":
@@ -763,7 +763,7 @@ class ClientStream:
             raise StreamError("policy-violation", "The stream is already authenticated")
         if not self.is_secure_enough():
             step = SaslStep("failure", condition="encryption-required")
-        elif name == "authenticate" and self.ctx.limits.failed_logins_by_address.throttled(
+        elif name == "authenticate" and await self.ctx.limits.login_guard.address_refused(
             self.address
         ):
             step = SaslStep("failure", condition="temporary-auth-failure")
@@ -799,7 +799,7 @@ class ClientStream:
             accounts=self.ctx.accounts,
             domain=self.ctx.domain,
             secret=self.ctx.secret,
-            throttle=self.ctx.limits.logins,
+            throttle=self.ctx.limits.login_guard,
             address=self.address,
             tokens=tokens,
         )
@@ -846,7 +846,7 @@ class ClientStream:
         if step.condition != "temporary-auth-failure" and not step.counted:
             # A failure outside any exchange (a bad mechanism, a stray response) names no
             # account; a refusal by the throttles checked nothing, so it adds no failure.
-            self.ctx.limits.logins.address_failed(self.address)
+            self.ctx.limits.login_guard.address_failed(self.address)
         log.warning(
             "authentication failure (%s) for %s from %s",
             step.condition,
@@ -862,7 +862,7 @@ class ClientStream:
         payload = next(iter(stanza), None) if kind == "iq" else None
         if payload is not None and payload.tag == BIND_PAYLOAD and stanza.get("type") == "set":
             try:
-                self._bind(stanza, payload)
+                await self._bind(stanza, payload)
             except StanzaError as error:
                 self.ctx.router.send_error(self, stanza, error)
             return
@@ -871,7 +871,7 @@ class ClientStream:
                 self, stanza, StanzaError("not-authorized", "Bind a resource first")
             )
 
-    def _bind(self, stanza: Element, payload: Element) -> None:
+    async def _bind(self, stanza: Element, payload: Element) -> None:
         requested = payload.findtext(ns.qname(ns.BIND, "resource"))
         if requested:
             try:
@@ -892,13 +892,15 @@ class ClientStream:
         replaced = self.ctx.sessions.bind(self)
         if replaced is not None:
             replaced.close(StreamError("conflict", "Replaced by a new session for this resource"))
+        # Before the client learns its full JID, so that whoever it tells can reach it: in a
+        # cluster, every node knows the session by the time the result leaves.
+        await self.ctx.bus.notify(topics.SESSION_BOUND, SessionEvent(self))
         result = iq_result(stanza)
         result.attrib.pop("from", None)
         bind = child(result, "bind", namespace=ns.BIND)
         child(bind, "jid", text=str(jid))
         self.send(result)
         log.info("stream %s bound %s from %s", self.stream_id, jid, self.peer)
-        self.ctx.bus.notify_sync(topics.SESSION_BOUND, SessionEvent(self))
 
     # Teardown
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from scramp import ScramException, ScramMechanism
 
-from chorus_presence.core.limits import LoginAttempt, LoginThrottle
+from chorus_presence.core.limits import Attempt, LoginGuard
 from chorus_presence.services import hashed_tokens
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.sign_ins import Grant, SignInService
@@ -82,7 +82,7 @@ class SaslExchange:
         accounts: AccountService,
         domain: str,
         secret: bytes,
-        throttle: LoginThrottle,
+        throttle: LoginGuard,
         address: str,
         tokens: TokenLogin | None = None,
     ) -> None:
@@ -96,7 +96,7 @@ class SaslExchange:
         self._scram: ScramServer | None = None
         self._username: str | None = None
         # The throttles' count of this attempt, from just before its password is looked at.
-        self._attempt: LoginAttempt | None = None
+        self._attempt: Attempt | None = None
 
     async def start(self, initial: bytes | None) -> SaslStep:
         if initial is None:
@@ -135,9 +135,9 @@ class SaslExchange:
             "failure", condition=condition, attempted_user=self._username, counted=counted
         )
 
-    def _begin(self, username: str) -> None:
+    async def _begin(self, username: str) -> None:
         """Count the attempt before its password is looked at, or refuse it unchecked."""
-        self._attempt = self._throttle.begin(username, self._address)
+        self._attempt = await self._throttle.admit(username, self._address)
         if self._attempt is None:
             raise SaslFailure("temporary-auth-failure")
 
@@ -153,7 +153,7 @@ class SaslExchange:
             raise SaslFailure("malformed-request")
         authzid, authcid, password = (self._decode(part) for part in parts)
         username = self._username = self._prepare_username(authcid)
-        self._begin(username)
+        await self._begin(username)
         if not password or not await self._accounts.check_plain(username, password):
             raise SaslFailure("not-authorized")
         self._check_authzid(authzid, username)
@@ -166,7 +166,7 @@ class SaslExchange:
             raise SaslFailure("malformed-request")
         tokens = self._tokens
         username = self._username = self._prepare_username(self._decode(raw_username))
-        self._begin(username)
+        await self._begin(username)
         redemption = await tokens.sign_ins.redeem(
             username,
             tokens.client_id,
@@ -187,7 +187,7 @@ class SaslExchange:
         authzid, raw_username = _parse_client_first(message)
         username = self._username = self._prepare_username(raw_username)
         self._check_authzid(authzid, username)
-        self._begin(username)
+        await self._begin(username)
         credentials = await self._accounts.scram_exchange_credentials(
             username, self.mechanism, self._secret
         )

@@ -178,9 +178,13 @@ class MessageService:
         """Messages a session never acknowledged (XEP-0198) are stored or bounced, not lost;
         bounced only to senders who may see the user's presence, like any other bounce."""
         session = event.session
-        owner = session.jid.bare
+        await self.undelivered(session.jid.bare, session.undelivered())
+
+    async def undelivered(self, owner: JID, stanzas: list[bytes]) -> None:
+        """Stanzas, as written for one of the owner's sessions, that it will never get: its
+        messages stored or bounced as `session_ended` does."""
         assert owner.local is not None
-        for data in session.undelivered():
+        for data in stanzas:
             try:
                 stanza = etree.fromstring(data)
             except etree.XMLSyntaxError:

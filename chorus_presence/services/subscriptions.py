@@ -8,7 +8,7 @@ database transaction before anything is delivered or pushed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -46,7 +46,7 @@ MAX_STATUS_CHARS = 1024
 # Whether either of two bare JIDs blocks the other (XEP-0191).
 BlockCheck = Callable[[JID, JID], bool]
 # Takes one subscription request of a user from the rate limit; False when over it.
-RequestLimiter = Callable[[str], bool]
+RequestLimiter = Callable[[str], Awaitable[bool]]
 
 
 @dataclass
@@ -173,7 +173,7 @@ class SubscriptionService:
             # Every user is implicitly subscribed to their own presence (RFC 6121 section 3).
             return STOP
         assert user.local is not None
-        if kind == "subscribe" and not self._request_limit(user.local):
+        if kind == "subscribe" and not await self._request_limit(user.local):
             raise StanzaError(
                 "policy-violation", "Too many subscription requests", error_type="wait"
             )

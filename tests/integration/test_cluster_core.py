@@ -168,9 +168,9 @@ async def test_presence_broadcasts_and_probes_cross_nodes_both_ways(cluster: Clu
 async def test_directed_presence_reaches_the_other_node(cluster: Cluster) -> None:
     a, b = cluster
     await cluster.add_users("alice", "carol")
-    alice, alice_in = await online(a, "alice")
+    alice, _alice_in = await online(a, "alice")
+    # Node-a knew carol/test before her client did.
     carol, carol_in = await online(b, "carol")
-    await across(carol, alice, alice_in)
 
     alice.send_presence(pto=f"{CAROL}/test", pshow="chat", pstatus="Here")
     got = await carol_in.expect(available(carol, f"{ALICE}/test", "chat"), "directed presence")
@@ -185,9 +185,8 @@ async def test_a_subscription_across_nodes_pushes_both_rosters(cluster: Cluster)
     await cluster.add_users("alice", "bob")
     alice, alice_in = await online(a, "alice", roster=True)
     bob, bob_in = await online(b, "bob", roster=True)
-    # Node-a knows bob is online, so the request reaches him at once.
-    await across(bob, alice, alice_in)
 
+    # Sent at once: whether or not node-a heard of bob's initial presence yet, he gets it.
     alice.send_presence(pto=BOB, ptype="subscribe")
     await alice_in.expect(pushed(BOB, "none"), "alice's push of her request")
     await bob_in.expect(presence_of(bob, "subscribe", ALICE), "the request on node-b")
@@ -218,7 +217,8 @@ async def test_every_visibility_policy_across_nodes(cluster: Cluster) -> None:
     carol, _carol_in = await online(b, "carol")
     dave, dave_in = await online(b, "dave")
     dave_counts = with_pending_counts(dave)
-    # Node-a knows who is online on node-b (dave logged in last there).
+    # Node-a mirrors the presence of everyone on node-b (dave logged in last there): what
+    # it shows alice once a policy lets her see them.
     await across(dave, alice, alice_in)
     await visibility(bob, policy="everyone")
     await visibility(carol, policy="nobody")
