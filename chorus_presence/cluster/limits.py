@@ -25,14 +25,10 @@ import logging
 import secrets
 from collections.abc import Awaitable, Sequence
 
-import redis.asyncio as aioredis
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.retry import Retry
 
 from chorus_presence.cluster.keys import Keys
-from chorus_presence.cluster.link import FAILURES
+from chorus_presence.cluster.link import FAILURES, redis_client
 from chorus_presence.config import LimitsConfig, display_url
 from chorus_presence.core.limits import Attempt, KeyedBuckets, LoginThrottle
 
@@ -170,15 +166,8 @@ class RedisCounters:
     def __init__(self, url: str, config: LimitsConfig, *, timeout: float) -> None:
         self.url = url
         self.config = config
-        # As the node's link: a closed connection is retried once at once, a failure of Redis
-        # is seen at once, and a login never waits long for an answer.
-        self._client = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[RedisConnectionError],
-        )
+        # As the node's link: a login never waits long for an answer.
+        self._client = redis_client(url, timeout)
         database = int(self._client.connection_pool.connection_kwargs.get("db", 0))
         self.prefix = f"{Keys.for_database(database).prefix}limits:"
         self._scripts: dict[str, AsyncScript] = {}

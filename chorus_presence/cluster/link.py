@@ -32,6 +32,19 @@ Write = Callable[[Pipeline], object]
 FAILURES = (RedisError, OSError)
 
 
+def redis_client(url: str, timeout: float) -> aioredis.Redis:
+    """A client of the Redis at `url` that retries once, at once and on a new connection, a
+    connection Redis closed (it restarted): a failure of Redis itself must be seen at once, and
+    is retried by whoever knows what to do after one."""
+    return aioredis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[RedisConnectionError],
+    )
+
+
 class RedisLink:
     def __init__(
         self,
@@ -43,16 +56,7 @@ class RedisLink:
         on_restored: Callable[[], None],
     ) -> None:
         self.url = url
-        # One retry, at once and on a new connection, for a connection Redis closed (it
-        # restarted): a failure of Redis itself must be seen at once, and is retried by the
-        # loops here, which know what to do after one.
-        self.client = aioredis.Redis.from_url(
-            url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
-            retry_on_error=[RedisConnectionError],
-        )
+        self.client = redis_client(url, timeout)
         self.database = int(self.client.connection_pool.connection_kwargs.get("db", 0))
         self._retry_every = retry_every
         self._on_lost = on_lost
