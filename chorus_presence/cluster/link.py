@@ -30,19 +30,26 @@ log = logging.getLogger(__name__)
 Write = Callable[[Pipeline], object]
 # Failures of Redis, or of the connection to it.
 FAILURES = (RedisError, OSError)
+# Connections one client keeps to Redis: the link's pub/sub and its writes, or the limits'
+# checks of the logins in flight.
+MAX_CONNECTIONS = 32
 
 
 def redis_client(url: str, timeout: float) -> aioredis.Redis:
     """A client of the Redis at `url` that retries once, at once and on a new connection, a
     connection Redis closed (it restarted): a failure of Redis itself must be seen at once, and
-    is retried by whoever knows what to do after one."""
-    return aioredis.Redis.from_url(
+    is retried by whoever knows what to do after one. Commands beyond the pool's connections
+    wait for one (for `timeout` at most) instead of failing, as a login storm's would."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[RedisConnectionError],
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 class RedisLink:
