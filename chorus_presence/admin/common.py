@@ -70,12 +70,17 @@ def error_message(error: AdminError | StanzaError) -> str:
     return str(error)
 
 
-def _jid(text: str, domain: str) -> JID:
+def is_localpart(text: str, domain: str) -> bool:
+    """Whether `text`, as an operator types it, names a user of `domain` by its localpart."""
     # '@' and '/' cannot occur in a localpart, so without them the text is one; but the
     # server's own domain names the domain, as an operator who types it means.
-    is_localpart = "@" not in text and "/" not in text and text.lower() != domain
+    return "@" not in text and "/" not in text and text.lower() != domain
+
+
+def _jid(text: str, domain: str) -> JID:
+    localpart = is_localpart(text, domain)
     try:
-        return JID(text, domain) if is_localpart else JID.parse(text)
+        return JID(text, domain) if localpart else JID.parse(text)
     except JIDError as error:
-        what = "username" if is_localpart else "JID"
+        what = "username" if localpart else "JID"
         raise AdminError(f"{text!r} is not a valid {what}: {error}") from None

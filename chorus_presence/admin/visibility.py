@@ -6,7 +6,7 @@ it takes: its refusals reach the operator as they are.
 
 from __future__ import annotations
 
-from chorus_presence.admin.common import Command, existing_username
+from chorus_presence.admin.common import Command, existing_username, is_localpart
 from chorus_presence.server.components import Components
 from chorus_presence.services.visibility import VisibilityOverview
 
@@ -59,11 +59,8 @@ async def automation(ctx: Components, user: str, enabled: bool) -> dict[str, obj
 
 def _contact(ctx: Components, text: str) -> str:
     """The contact as the service reads it: a localpart alone names a user of this server, as
-    everywhere on the command line ('@' and '/' cannot occur in a localpart), though the
-    server's own domain names the domain."""
-    if "@" in text or "/" in text or text.lower() == ctx.domain:
-        return text
-    return f"{text}@{ctx.domain}"
+    everywhere on the command line."""
+    return f"{text}@{ctx.domain}" if is_localpart(text, ctx.domain) else text
 
 
 def _requests(overview: VisibilityOverview) -> list[dict[str, str | None]]:

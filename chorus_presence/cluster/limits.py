@@ -30,7 +30,7 @@ from redis.commands.core import AsyncScript
 from chorus_presence.cluster.keys import Keys
 from chorus_presence.cluster.link import FAILURES, redis_client
 from chorus_presence.config import LimitsConfig, display_url
-from chorus_presence.core.limits import Attempt, KeyedBuckets, LoginThrottle
+from chorus_presence.core.limits import Attempt, KeyedBuckets, LoginThrottle, backoff_key
 
 log = logging.getLogger(__name__)
 
@@ -301,11 +301,10 @@ class RedisLogins:
     async def admit(self, account: str, address: str) -> Attempt | None:
         counters, config = self._counters, self._counters.config
         await counters.settled()
-        # Neither a nodeprep'd localpart nor an address can hold a NUL.
         keys = (
             counters.key("address", address),
             counters.key("account", account),
-            counters.key("backoff", f"{account}\0{address}"),
+            counters.key("backoff", backoff_key(account, address)),
         )
         member = secrets.token_hex(8)
         counted = await counters.run(

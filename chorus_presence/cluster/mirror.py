@@ -9,6 +9,7 @@ sessions (`tell`), while every other node does the same for its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from chorus_presence.cluster import wire
@@ -113,12 +114,10 @@ class Mirror:
     # Internals
 
     def _mirror(self, stand_in: RemoteSession, entry: wire.Entry, *, tell: bool) -> None:
-        stanza = entry.presence()
-        if tell:
-            with self._outbox.local_only():
-                self._presence.mirror(stand_in, stanza, entry.priority, entry.state, tell=True)
-        else:
-            self._presence.mirror(stand_in, stanza, entry.priority, entry.state)
+        with self._outbox.local_only() if tell else contextlib.nullcontext():
+            self._presence.mirror(
+                stand_in, entry.presence(), entry.priority, entry.state, tell=tell
+            )
 
     async def _cache_roster(self, stand_in: RemoteSession) -> None:
         """Telling contacts needs the user's roster in the cache; it is, while the user has a

@@ -324,13 +324,13 @@ class LoginAttempt:
             throttle.by_address.release(self._address, address_stamp)
         if account_stamp is not None:
             throttle.by_account.release(self._account, account_stamp)
-        throttle.backoff.forgive(_pair(self._account, self._address))
+        throttle.backoff.forgive(backoff_key(self._account, self._address))
 
     def failed(self) -> None:
         if self._over:
             return
         self._over = True
-        self._throttle.backoff.failed(_pair(self._account, self._address))
+        self._throttle.backoff.failed(backoff_key(self._account, self._address))
 
 
 class Attempt(Protocol):
@@ -386,7 +386,7 @@ class LoginThrottle:
 
     def backoff_wait(self, account: str, address: str) -> float:
         """Seconds before `address` may try `account` again; 0 when it may now."""
-        return self.backoff.wait(_pair(account, address))
+        return self.backoff.wait(backoff_key(account, address))
 
     def address_failed(self, address: str) -> None:
         """A failure before any account was named (a malformed request, a bad username)."""
@@ -395,7 +395,7 @@ class LoginThrottle:
     def begin(self, account: str, address: str) -> LoginAttempt | None:
         """Count a login for `account` from `address` as failed before its password is checked;
         None, with nothing counted anywhere, when any throttle refuses it."""
-        pair = _pair(account, address)
+        pair = backoff_key(account, address)
         if (
             self.by_address.throttled(address)
             or self.by_account.throttled(account)
@@ -414,7 +414,8 @@ class LoginThrottle:
         return self.begin(account, address)
 
 
-def _pair(account: str, address: str) -> str:
+def backoff_key(account: str, address: str) -> str:
+    """The back-off's key for `account` tried from `address`, here and in a cluster's Redis."""
     # Neither a nodeprep'd localpart nor an address can hold a NUL.
     return f"{account}\0{address}"
 

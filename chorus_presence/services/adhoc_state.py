@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 
-from chorus_presence.services import rich_states
+from chorus_presence.services import adhoc_call_routing, rich_states
 from chorus_presence.services.adhoc import AdhocService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.xmpp import namespaces as ns
@@ -24,15 +24,8 @@ from chorus_presence.xmpp.stanza import Element, child
 
 NODE = "urn:chorus:cmd:state"
 TITLE = "Set my status"
-# The seed guide's names of the states, in its order.
-STATE_LABELS = {
-    "available": "Available",
-    "away": "Away",
-    "brb": "Be Right Back",
-    "dnd": "Do Not Disturb",
-    "busy": "Busy",
-    "in-meeting": "In Meeting",
-}
+# The seed guide's names of the states a user can choose (not offline, which the server sets).
+STATE_LABELS = {state: adhoc_call_routing.STATE_LABELS[state] for state in rich_states.STATES}
 STATE_FIELD = "Status"
 TEXT_FIELD = "Custom status text"
 INSTRUCTIONS = "Sets the status of each of your online resources, until your client sends its own."

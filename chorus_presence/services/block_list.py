@@ -276,7 +276,7 @@ class BlockListService:
         """Another node changed the owner's list: reload it, and push the change to this
         node's resources that asked for the list."""
         assert owner.local is not None
-        stored = (await self.repo.load_all()).get(owner.local, set())
+        stored = await self.repo.load(owner.local)
         current = self._lists.get(owner, set())
         added, removed = sorted(stored - current), sorted(current - stored)
         if stored:

@@ -185,9 +185,7 @@ class PresenceService:
         else:
             state.stanza, state.priority = stanza, priority
             state.state, state.sequence = state_name, sequence
-        if returning:
-            self._withdraw_offline(session.jid.bare, roster)
-        self._broadcast(session, roster, stanza)
+        self._broadcast(session, roster, stanza, returning=returning)
         self._changed(session, state)
         self._metrics.presence_latency.observe(time.perf_counter() - started)
         if initial:
@@ -243,9 +241,7 @@ class PresenceService:
         assert owner is not None
         roster = self._rosters.cached(owner)
         if roster is not None:
-            if returning:
-                self._withdraw_offline(session.jid.bare, roster)
-            self._broadcast(session, roster, state.stanza)
+            self._broadcast(session, roster, state.stanza, returning=returning)
             self._answer_probes(session, roster)
 
     def server_stopping(self, _event: object) -> None:
@@ -345,17 +341,13 @@ class PresenceService:
             self._go_unavailable(session, unavailable)
             return
         known = self._available.get(session)
-        returning = known is None and not self.available(session.jid.bare)
+        returning = tell and known is None and not self.available(session.jid.bare)
         sequence = next(self._sequence)
         if known is None:
             self._available[session] = ResourcePresence(stanza, priority, state, sequence)
         else:
-            known.stanza, known.priority, known.state, known.sequence = (
-                stanza,
-                priority,
-                state,
-                sequence,
-            )
+            known.stanza, known.priority = stanza, priority
+            known.state, known.sequence = state, sequence
         self._mirrored.add(session)
         if not tell:
             return
@@ -363,9 +355,7 @@ class PresenceService:
         assert owner is not None
         roster = self._rosters.cached(owner)
         if roster is not None:
-            if returning:
-                self._withdraw_offline(session.jid.bare, roster)
-            self._broadcast(session, roster, stanza)
+            self._broadcast(session, roster, stanza, returning=returning)
 
     # Internals
 
@@ -378,26 +368,36 @@ class PresenceService:
             event = PresenceChanged(session, state.stanza, state.priority, state.state)
         self._bus.notify_sync(topics.RESOURCE_PRESENCE, event)
 
-    def _broadcast(self, session: Session, roster: Roster, stanza: Element) -> None:
+    def _broadcast(
+        self, session: Session, roster: Roster, stanza: Element, *, returning: bool = False
+    ) -> None:
         """RFC 6121 sections 4.2.2 and 4.4.2: to every contact with a subscription from the
-        user, and to all of the user's own available resources (the sender included)."""
-        self._to_subscribers(session.jid.bare, roster, stanza)
-        self._deliver_to_available(session.jid.bare, stanza)
+        user, and to all of the user's own available resources (the sender included).
 
-    def _to_subscribers(self, user: JID, roster: Roster, stanza: Element) -> set[JID]:
+        `returning`: the user had no resource available. Contacts shown the automation's
+        presence, which comes from the bare JID, see it withdrawn from that JID before the real
+        presence arrives from the full one; otherwise their clients keep both."""
+        user = session.jid.bare
+        audience = self._audience(user, roster)
+        if returning and self.offline_presence(user) is not None:
+            withdrawn = element("presence", {"type": "unavailable", "from": str(user)})
+            for bare in audience:
+                self._deliver_to_available(bare, withdrawn)
+        for bare in audience:
+            self._deliver_to_available(bare, stanza)
+        self._deliver_to_available(user, stanza)
+
+    def _audience(self, user: JID, roster: Roster) -> set[JID]:
+        """The contacts that receive the user's presence broadcasts, as the filters leave it."""
         audience = Audience(user, _contacts(roster, SENDS_TO))
         self._bus.fire_sync(topics.PRESENCE_AUDIENCE, audience)
-        for bare in audience.others:
-            self._deliver_to_available(bare, stanza)
         return audience.others
 
-    def _withdraw_offline(self, user: JID, roster: Roster) -> None:
-        """The user is back: contacts shown the automation's presence, which comes from the
-        bare JID, see it withdrawn from that JID before the real presence arrives from the
-        full one; otherwise their clients keep both."""
-        if self.offline_presence(user) is not None:
-            withdrawn = element("presence", {"type": "unavailable", "from": str(user)})
-            self._to_subscribers(user, roster, withdrawn)
+    def _to_subscribers(self, user: JID, roster: Roster, stanza: Element) -> set[JID]:
+        others = self._audience(user, roster)
+        for bare in others:
+            self._deliver_to_available(bare, stanza)
+        return others
 
     def _deliver_to_available(self, bare: JID, stanza: Element) -> int:
         recipients = self.available(bare)

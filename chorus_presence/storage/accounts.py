@@ -7,10 +7,11 @@ row on other users' side that names it, so a later account of the same name inhe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from sqlite3 import Row
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -58,6 +59,24 @@ class RemovedAccount:
     presence_block_owners: tuple[str, ...]
 
 
+class _Row(Protocol):
+    """A result row of either backend's driver, read by column name."""
+
+    def __getitem__(self, column: str, /) -> Any: ...
+
+
+def credentials_of(rows: Iterable[_Row]) -> dict[str, ScramCredentials]:
+    """The credentials in rows of an account joined with its `scram_credentials`, by
+    mechanism; an account without any has one row, its credential columns NULL."""
+    return {
+        row["mechanism"]: ScramCredentials(
+            row["salt"], row["iterations"], row["stored_key"], row["server_key"]
+        )
+        for row in rows
+        if row["mechanism"] is not None
+    }
+
+
 class AccountRepository:
     def __init__(self, db: Database, domain: str) -> None:
         self._db = db
@@ -93,18 +112,11 @@ class AccountRepository:
         first = rows[0]
         if first["username"] is None:
             return None
-        credentials = {
-            row["mechanism"]: ScramCredentials(
-                row["salt"], row["iterations"], row["stored_key"], row["server_key"]
-            )
-            for row in rows
-            if row["mechanism"] is not None
-        }
         return Account(
             username=first["username"],
             disabled=bool(first["disabled"]),
             created_at=datetime.fromisoformat(first["created_at"]),
-            credentials=credentials,
+            credentials=credentials_of(rows),
         )
 
     async def set_credentials(

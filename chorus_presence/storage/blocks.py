@@ -23,6 +23,14 @@ class BlockRepository:
                 lists.setdefault(owner, set()).add(jid)
         return lists
 
+    async def load(self, owner: str) -> set[str]:
+        """One account's block list (empty when it has none)."""
+        async with (
+            self._db.read() as conn,
+            conn.execute("SELECT jid FROM blocks WHERE owner = ?", (owner,)) as cursor,
+        ):
+            return {jid async for (jid,) in cursor}
+
     async def add(self, owner: str, jids: Iterable[str]) -> None:
         """Add items to the owner's list (committed before returning); present ones stay."""
         async with self._db.transaction() as conn:

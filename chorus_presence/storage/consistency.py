@@ -23,6 +23,14 @@ from chorus_presence.storage.rosters import bump_version
 
 log = logging.getLogger(__name__)
 
+# Every presence block, (owner, contact), whose contact still sees the owner's presence.
+BROKEN_PRESENCE_BLOCKS = (
+    "SELECT b.owner, b.contact FROM presence_blocks AS b"
+    " JOIN roster_items AS i ON i.owner = b.owner AND i.contact = b.contact"
+    " WHERE i.subscription IN ('from', 'both')"
+    " ORDER BY b.owner, b.contact"
+)
+
 
 async def repair(db: Database, domain: str) -> None:
     """Every repair, for a database serving `domain` (local contacts are `user@domain`)."""
@@ -33,12 +41,7 @@ async def repair_presence_blocks(db: Database, domain: str) -> int:
     """Cancel the subscription of every blocked contact who can still see the owner's presence;
     the number of blocks repaired."""
     async with db.transaction() as conn:
-        async with conn.execute(
-            "SELECT b.owner, b.contact FROM presence_blocks AS b"
-            " JOIN roster_items AS i ON i.owner = b.owner AND i.contact = b.contact"
-            " WHERE i.subscription IN ('from', 'both')"
-            " ORDER BY b.owner, b.contact"
-        ) as cursor:
+        async with conn.execute(BROKEN_PRESENCE_BLOCKS) as cursor:
             broken = [(str(owner), str(contact)) for owner, contact in await cursor.fetchall()]
         changed: dict[str, None] = {}
         for owner, contact in broken:
@@ -54,12 +57,8 @@ async def repair_presence_blocks(db: Database, domain: str) -> int:
                 (owner, contact),
             )
             changed[owner] = None
-            local, _, contact_domain = contact.rpartition("@")
-            if (
-                local
-                and contact_domain == domain
-                and await _cancel_inbound(conn, local, f"{owner}@{domain}")
-            ):
+            local = local_user(contact, domain)
+            if local is not None and await _cancel_inbound(conn, local, f"{owner}@{domain}"):
                 changed[local] = None
         # Once per roster, so a client's cached version is stale exactly once.
         for owner in changed:
@@ -71,6 +70,12 @@ async def repair_presence_blocks(db: Database, domain: str) -> int:
             len(broken),
         )
     return len(broken)
+
+
+def local_user(contact: str, domain: str) -> str | None:
+    """The username of `contact` when it is an account of the server for `domain`."""
+    local, _, contact_domain = contact.rpartition("@")
+    return local if local and contact_domain == domain else None
 
 
 async def _cancel_inbound(conn: aiosqlite.Connection, owner: str, contact: str) -> bool:

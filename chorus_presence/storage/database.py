@@ -56,10 +56,11 @@ class Migration:
     sql: str
 
 
-def migrations() -> list[Migration]:
-    """The packaged migrations in order; their numbers must run 1, 2, 3... without gaps."""
+def migrations(package: str = "chorus_presence.storage") -> list[Migration]:
+    """The migrations packaged in `package`'s `migrations` directory, in order; their numbers
+    must run 1, 2, 3... without gaps."""
     found = []
-    for entry in resources.files("chorus_presence.storage").joinpath("migrations").iterdir():
+    for entry in resources.files(package).joinpath("migrations").iterdir():
         match = _MIGRATION_NAME.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
@@ -235,10 +236,15 @@ def _unavailable_as_such() -> Iterator[None]:
     except StorageUnavailable:
         raise
     except sqlite3.OperationalError as exc:
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code is None or code & 0xFF not in _UNAVAILABLE_CODES:
+        if _primary_code(exc) not in _UNAVAILABLE_CODES:
             raise
         raise StorageUnavailable(str(exc)) from exc
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    """The primary result code (the low byte of the extended one) of a driver error."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
 
 
 async def _enable_wal(conn: aiosqlite.Connection) -> str:
@@ -251,8 +257,7 @@ async def _enable_wal(conn: aiosqlite.Connection) -> str:
         try:
             return await _pragma(conn, "journal_mode=WAL")
         except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", None)
-            busy = code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            busy = _primary_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
             if not busy or asyncio.get_running_loop().time() >= deadline:
                 raise
         await asyncio.sleep(WAL_RETRY_SECONDS)

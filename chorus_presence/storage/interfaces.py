@@ -63,6 +63,9 @@ class BlockListStore(Protocol):
     async def load_all(self) -> dict[str, set[str]]:
         """Every account's block list, by owner; accounts without one are left out."""
 
+    async def load(self, owner: str) -> set[str]:
+        """One account's block list (empty when it has none)."""
+
     async def add(self, owner: str, jids: Iterable[str]) -> None: ...
 
     async def remove(self, owner: str, jids: Iterable[str]) -> None: ...

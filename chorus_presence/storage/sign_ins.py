@@ -23,11 +23,16 @@ EXPIRY_SQL = "max(coalesce(current_expires, 0), coalesce(next_expires, 0))"
 SIGN_IN_COLUMNS = (
     "id, client_id, label, mechanism, created_at, last_used_at, current_expires, next_expires"
 )
-SLOT_COLUMNS = (
-    "current_verifier, current_responder, current_expires,"
-    " next_verifier, next_responder, next_expires"
+SLOT_COLUMN_NAMES = (
+    "current_verifier",
+    "current_responder",
+    "current_expires",
+    "next_verifier",
+    "next_responder",
+    "next_expires",
 )
-_ASSIGN_SLOTS = ", ".join(f"{column.strip()} = ?" for column in SLOT_COLUMNS.split(","))
+SLOT_COLUMNS = ", ".join(SLOT_COLUMN_NAMES)
+_ASSIGN_SLOTS = ", ".join(f"{column} = ?" for column in SLOT_COLUMN_NAMES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,56 +4,21 @@ nothing was lost, never how fast anything was."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.integration.harness import DOMAIN, Harness
-
-BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench.py"
-OPEN_PLAINTEXT = {
-    "tls": {"required": False},
-    "registration": {"open": True, "exempt_addresses": ["127.0.0.0/8"]},
-    # As scripts/bench-compare lifts them: a login counts as failed while its password is
-    # checked, so fifty logins in flight from one address would pass auth_failures.
-    "limits": {"subscriptions_per_minute": 100000, "auth_failures": 1000000},
-}
-
-
-async def bench(harness: Harness, *args: str) -> dict:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(BENCH),
-        "--port",
-        str(harness.port),
-        "--domain",
-        DOMAIN,
-        "--deadline",
-        "60",
-        "--no-uvloop",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    stdout, _ = await asyncio.wait_for(process.communicate(), 90)
-    assert process.returncode == 0, stdout
-    result = json.loads(stdout.decode().strip().splitlines()[-1])
-    assert result["ok"] is True, result
-    return result
+from tests.integration.harness import Harness
+from tests.integration.harness.bench import OPEN_PLAINTEXT, run_bench
 
 
 @pytest.mark.server_config(**OPEN_PLAINTEXT)
 async def test_bench_runs_at_n_20(harness: Harness) -> None:
     population = ("--users", "20", "--contacts", "4")
-    provision = await bench(harness, "provision", *population)
+    provision = await run_bench([harness.port], "provision", *population)
     assert provision["rosters"]["users_complete"] == 20
-    login = await bench(harness, "login", *population)
+    login = await run_bench([harness.port], "login", *population)
     assert (login["logins"], login["failures"]) == (20, 0)
-    fanout = await bench(
-        harness,
+    fanout = await run_bench(
+        [harness.port],
         "fanout",
         *population,
         "--changes",
@@ -68,14 +33,14 @@ async def test_bench_runs_at_n_20(harness: Harness) -> None:
         "5",
     )
     assert fanout["burst"]["lost"] == 0 and fanout["burst"]["received"] > 0
-    ghost = await bench(harness, "ghost", *population, "--victims", "2")
+    ghost = await run_bench([harness.port], "ghost", *population, "--victims", "2")
     assert ghost["abrupt_fin"]["not_seen"] == 0
 
 
 @pytest.mark.server_config(**OPEN_PLAINTEXT)
 async def test_bench_abuse_at_a_tiny_size(harness: Harness) -> None:
-    abuse = await bench(
-        harness,
+    abuse = await run_bench(
+        [harness.port],
         "abuse",
         "--seconds",
         "1",

@@ -12,12 +12,12 @@ from playwright.async_api import Browser, Page, expect
 from chorus_presence.storage.rosters import RosterChanges, RosterItem
 from tests.integration.harness import (
     DOMAIN,
-    PASSWORD,
     Harness,
     online,
     presence_of,
 )
 from tests.integration.harness.browser import chromium
+from tests.integration.harness.portal import portal
 
 ALICE, BOB, CAROL = (f"{name}@{DOMAIN}" for name in ("alice", "bob", "carol"))
 GHOST, PHANTOM = f"ghost@{DOMAIN}", f"phantom@{DOMAIN}"
@@ -32,21 +32,6 @@ async def browser() -> AsyncIterator[Browser]:
         yield launched
 
 
-async def sign_in(harness: Harness, browser: Browser, jid: str) -> Page:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(f"http://127.0.0.1:{harness.server.web.port}/")
-    await page.get_by_label("Chorus address").fill(jid)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Contacts")).to_be_visible()
-    await expect(page.locator("#presence-label")).to_have_text("Available")
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
-
-
 async def open_presence_settings(page: Page) -> None:
     await page.locator("#user-button").click()
     await page.locator("#user-menu").get_by_role("link", name="Settings").click()
@@ -59,7 +44,7 @@ async def test_the_green_number_follows_the_pushed_count(
 ) -> None:
     for name in ("alice", "bob", "carol"):
         await harness.add_user(name)
-    alice = await sign_in(harness, browser, ALICE)
+    alice = await portal(browser, harness.server.web.port, "desktop", ALICE)
     bob, _ = await online(harness, "bob")
     carol, _ = await online(harness, "carol")
 
@@ -99,7 +84,7 @@ async def test_who_is_no_user_here_is_refused_in_the_servers_words(
         RosterChanges(upserts=[("alice", RosterItem(PHANTOM, approved=True))])
     )
     await harness.ctx.visibility.presence_blocks.add("alice", GHOST)
-    alice = await sign_in(harness, browser, ALICE)
+    alice = await portal(browser, harness.server.web.port, "desktop", ALICE)
     await open_presence_settings(alice)
     someone = alice.get_by_label("Allow or block someone by their address")
     result = alice.locator("#exception-result")

@@ -6,16 +6,13 @@ Set PORTAL_SCREENSHOTS to a directory to keep a screenshot of each main screen t
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.integration.harness import (
     DOMAIN,
-    PASSWORD,
     Harness,
     Inbox,
     link,
@@ -23,6 +20,7 @@ from tests.integration.harness import (
     roster_of,
 )
 from tests.integration.harness.browser import chromium
+from tests.integration.harness.portal import portal, screenshot
 
 ALICE, BOB, CAROL = (f"{name}@{DOMAIN}" for name in ("alice", "bob", "carol"))
 PBX = f"pbx@{DOMAIN}"
@@ -37,28 +35,6 @@ expect.set_options(timeout=WAIT_MS)
 async def browser() -> AsyncIterator[Browser]:
     async with chromium() as launched:
         yield launched
-
-
-async def screenshot(page: Page, name: str) -> None:
-    directory = os.environ.get("PORTAL_SCREENSHOTS")
-    if directory:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
-
-
-async def sign_in(harness: Harness, browser: Browser, jid: str) -> Page:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    page = await context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    await page.goto(f"http://127.0.0.1:{harness.server.web.port}/")
-    await page.get_by_label("Chorus address").fill(jid)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Contacts")).to_be_visible()
-    await expect(page.locator("#presence-label")).to_have_text("Available")
-    page.errors = errors  # type: ignore[attr-defined]
-    return page
 
 
 def contact(page: Page, jid: str):
@@ -131,8 +107,8 @@ async def test_two_portal_users_add_each_other_chat_and_block(
 ) -> None:
     for name in ("alice", "bob"):
         await harness.add_user(name)
-    alice = await sign_in(harness, browser, ALICE)
-    bob = await sign_in(harness, browser, BOB)
+    alice = await portal(browser, harness.server.web.port, "desktop", ALICE)
+    bob = await portal(browser, harness.server.web.port, "desktop", BOB)
 
     # Alice asks to see Bob's presence; Bob accepts from his pending list.
     await add_contact(alice, BOB)
@@ -212,7 +188,7 @@ async def test_stock_client_and_portal_see_each_other(harness: Harness, browser:
     carol_in = Inbox(carol)
     carol.send_presence(pshow="away", pstatus="Out for lunch")
 
-    alice = await sign_in(harness, browser, ALICE)
+    alice = await portal(browser, harness.server.web.port, "desktop", ALICE)
     row = contact(alice, CAROL)
     await expect(row.locator(".contact-state")).to_have_text("Away")
     await expect(row.locator(".contact-status")).to_have_text("Out for lunch")
@@ -259,7 +235,7 @@ async def test_stock_client_and_portal_see_each_other(harness: Harness, browser:
 async def test_presence_settings_are_the_servers(harness: Harness, browser: Browser) -> None:
     for name in ("alice", "bob"):
         await harness.add_user(name)
-    alice = await sign_in(harness, browser, ALICE)
+    alice = await portal(browser, harness.server.web.port, "desktop", ALICE)
     await open_settings(alice)
     policy = alice.get_by_label(EVERYONE)
     automation = alice.get_by_label("Show me as Away when I am not logged in")
@@ -293,7 +269,7 @@ async def test_presence_settings_are_the_servers(harness: Harness, browser: Brow
     assert (away["show"], away["status"]) == ("away", "Not logged in")
 
     # The settings survive a new sign-in, as the server holds them.
-    alice = await sign_in(harness, browser, ALICE)
+    alice = await portal(browser, harness.server.web.port, "desktop", ALICE)
     await open_settings(alice)
     await expect(alice.get_by_label(EVERYONE)).to_be_checked()
     await expect(alice.get_by_label("Show me as Away when I am not logged in")).to_be_checked()
@@ -305,7 +281,7 @@ async def test_devices_saved_in_the_portal_decide_the_route(
 ) -> None:
     for name in ("alice", "pbx"):
         await harness.add_user(name)
-    alice = await sign_in(harness, browser, ALICE)
+    alice = await portal(browser, harness.server.web.port, "desktop", ALICE)
     await open_settings(alice, "Devices")
     devices = alice.locator("#settings-devices")
     await expect(devices.locator("#devices-empty")).to_be_visible()

@@ -333,6 +333,16 @@ async def test_pending_requests_keep_their_order(users: Repositories) -> None:
 # Block lists, presence blocks, settings
 
 
+async def test_one_block_list_is_loaded_alone(users: Repositories) -> None:
+    blocks = users.block_lists
+    assert await blocks.load("alice") == set()
+    await blocks.add("alice", [CAROL, "spam.example"])
+    await blocks.add("bob", ["spam.example"])
+    assert await blocks.load("alice") == {CAROL, "spam.example"}
+    assert await blocks.load("bob") == {"spam.example"}
+    assert await blocks.load("carol") == set()
+
+
 async def test_block_lists_per_owner(users: Repositories) -> None:
     blocks = users.block_lists
     assert await blocks.load_all() == {}

@@ -13,6 +13,7 @@ from chorus_presence.storage.accounts import (
     AccountExists,
     RemovedAccount,
     ScramCredentials,
+    credentials_of,
 )
 from chorus_presence.storage.postgres.pool import Connection, Pool
 from chorus_presence.storage.postgres.rosters import ITEM_COLUMNS, bump_version, item_from_record
@@ -58,18 +59,11 @@ class AccountRepository:
         first = rows[0]
         if first["username"] is None:
             return None
-        credentials = {
-            row["mechanism"]: ScramCredentials(
-                row["salt"], row["iterations"], row["stored_key"], row["server_key"]
-            )
-            for row in rows
-            if row["mechanism"] is not None
-        }
         return Account(
             username=first["username"],
             disabled=first["disabled"],
             created_at=first["created_at"],
-            credentials=credentials,
+            credentials=credentials_of(rows),
         )
 
     async def set_credentials(

@@ -22,6 +22,11 @@ class BlockRepository:
             lists.setdefault(row["owner"], set()).add(row["jid"])
         return lists
 
+    async def load(self, owner: str) -> set[str]:
+        """One account's block list (empty when it has none)."""
+        rows = await self._pool.fetch("SELECT jid FROM blocks WHERE owner = $1", owner)
+        return {row["jid"] for row in rows}
+
     async def add(self, owner: str, jids: Iterable[str]) -> None:
         """Add items to the owner's list (committed before returning); present ones stay."""
         async with self._pool.transaction(owner) as conn:

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import logging
 
+from chorus_presence.storage.consistency import BROKEN_PRESENCE_BLOCKS, local_user
 from chorus_presence.storage.postgres.pool import Connection, Pool, lock, user_lock
 from chorus_presence.storage.postgres.rosters import bump_version
 
 log = logging.getLogger(__name__)
-
-_BROKEN_PRESENCE_BLOCKS = (
-    "SELECT b.owner, b.contact FROM presence_blocks AS b"
-    " JOIN roster_items AS i ON i.owner = b.owner AND i.contact = b.contact"
-    " WHERE i.subscription IN ('from', 'both')"
-    " ORDER BY b.owner, b.contact"
-)
 
 
 async def repair(pool: Pool, domain: str) -> None:
@@ -54,12 +48,8 @@ async def repair_presence_blocks(pool: Pool, domain: str) -> int:
                 contact,
             )
             changed[owner] = None
-            local, _, contact_domain = contact.rpartition("@")
-            if (
-                local
-                and contact_domain == domain
-                and await _cancel_inbound(conn, local, f"{owner}@{domain}")
-            ):
+            local = local_user(contact, domain)
+            if local is not None and await _cancel_inbound(conn, local, f"{owner}@{domain}"):
                 changed[local] = None
         # Once per roster, so a client's cached version is stale exactly once.
         for owner in changed:
@@ -74,15 +64,15 @@ async def repair_presence_blocks(pool: Pool, domain: str) -> int:
 
 
 async def _broken(conn: Connection) -> list[tuple[str, str]]:
-    return [(row["owner"], row["contact"]) for row in await conn.fetch(_BROKEN_PRESENCE_BLOCKS)]
+    return [(row["owner"], row["contact"]) for row in await conn.fetch(BROKEN_PRESENCE_BLOCKS)]
 
 
 def _users(pair: tuple[str, str], domain: str) -> tuple[str, ...]:
     """The local users whose rows repairing this block changes: the owner, and the contact
     when it is an account of this server."""
     owner, contact = pair
-    local, _, contact_domain = contact.rpartition("@")
-    return (owner, local) if local and contact_domain == domain else (owner,)
+    local = local_user(contact, domain)
+    return (owner,) if local is None else (owner, local)
 
 
 async def _cancel_inbound(conn: Connection, owner: str, contact: str) -> bool:

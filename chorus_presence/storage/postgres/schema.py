@@ -9,31 +9,17 @@ each migration exactly once.
 
 from __future__ import annotations
 
-import re
-from importlib import resources
-
 import asyncpg
 
 from chorus_presence.config import display_url
 from chorus_presence.storage.database import Migration, SchemaError
+from chorus_presence.storage.database import migrations as packaged_migrations
 from chorus_presence.storage.postgres.pool import Connection, Pool, lock, unavailable
-
-_MIGRATION_NAME = re.compile(r"(\d{3})_([a-z0-9_]+)\.sql")
 
 
 def migrations() -> list[Migration]:
     """The packaged PostgreSQL migrations in order."""
-    found = []
-    directory = resources.files("chorus_presence.storage.postgres").joinpath("migrations")
-    for entry in directory.iterdir():
-        match = _MIGRATION_NAME.fullmatch(entry.name)
-        if match:
-            found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
-    found.sort(key=lambda m: m.version)
-    numbers = [m.version for m in found]
-    if numbers != list(range(1, len(found) + 1)):
-        raise SchemaError(f"migrations are not numbered 1..{len(found)}: {numbers}")
-    return found
+    return packaged_migrations("chorus_presence.storage.postgres")
 
 
 async def schema_version(pool: Pool) -> int:

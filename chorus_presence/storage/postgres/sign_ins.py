@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from chorus_presence.storage.postgres.pool import Pool
 from chorus_presence.storage.sign_ins import (
     SIGN_IN_COLUMNS,
+    SLOT_COLUMN_NAMES,
     SLOT_COLUMNS,
     SignIn,
     StoredToken,
@@ -25,8 +26,9 @@ _EXPIRY = "coalesce(greatest(current_expires, next_expires), 0)"
 
 def _assign_slots(first: int) -> str:
     """SLOT_COLUMNS as assignments from parameters $first, $first + 1..."""
-    columns = [column.strip() for column in SLOT_COLUMNS.split(",")]
-    return ", ".join(f"{column} = ${first + index}" for index, column in enumerate(columns))
+    return ", ".join(
+        f"{column} = ${index}" for index, column in enumerate(SLOT_COLUMN_NAMES, first)
+    )
 
 
 class SignInRepository:
