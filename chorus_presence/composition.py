@@ -146,7 +146,7 @@ async def build(
     last_activity = LastActivityService(repositories.last_activity, presence, rosters, background)
     stream_management = StreamManagementService(config.liveness)
     sign_ins = SignInService(
-        repositories.sign_ins, domain=domain, lifetime=config.auth.sign_in_lifetime
+        repositories.sign_ins, bus, domain=domain, lifetime=config.auth.sign_in_lifetime
     )
     parts: tuple[Subscriber, ...] = (
         metrics,

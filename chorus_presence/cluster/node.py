@@ -46,6 +46,7 @@ from chorus_presence.core.events import (
     PresenceChanged,
     RosterCommitted,
     SessionEvent,
+    SignInsRevoked,
     StanzaEvent,
 )
 from chorus_presence.core.session import Session
@@ -136,6 +137,8 @@ class ClusterNode:
         # Accounts another node removed, whose removal this node is answering for itself.
         self._replaying: set[JID] = set()
         self._started = False
+        # What a peer of another version sent that was logged already.
+        self._warned: set[str] = set()
         # Since when Redis has answered without a break: nobody is declared dead before every
         # node had a full timeout to beat again.
         self._up_since = 0.0
@@ -147,6 +150,7 @@ class ClusterNode:
         bus.on(topics.ROSTER_COMMITTED, self._roster_committed)
         bus.on(topics.BLOCK_LIST_COMMITTED, self._block_list_committed)
         bus.on(topics.ACCOUNT_REMOVED, self._account_removed, priority=REMOVED_PRIORITY)
+        bus.on(topics.SIGN_INS_REVOKED, self._sign_ins_revoked)
         for topic in (topics.MESSAGE_IN_BARE, topics.MESSAGE_IN_FULL, topics.IQ_IN_FULL):
             bus.on(topic, self._refuse_unreachable, priority=REFUSE_PRIORITY)
 
@@ -471,6 +475,11 @@ class ClusterNode:
         if event.user not in self._replaying:
             self._announce([wire.REMOVED, wire.removed_to_wire(event.rows)])
 
+    def _sign_ins_revoked(self, event: SignInsRevoked) -> None:
+        """Every node ends its own streams logged in under them."""
+        if not event.elsewhere:
+            self._announce([wire.REVOKED, event.username, [list(pair) for pair in event.labels]])
+
     def _refuse_unreachable(self, event: StanzaEvent) -> object:
         """Without Redis, what would go to another node would be lost: refused instead."""
         if self.link.up or event.target is None or event.target.local is None:
@@ -545,7 +554,7 @@ class ClusterNode:
         try:
             envelope = wire.decode(data)
         except wire.WireError as exc:
-            log.warning("dropped a message on the cluster channel: %s", exc)
+            self._warn_once(str(exc), "dropped a message on the cluster channel: %s", exc)
             return
         if envelope.node == self.name:
             return
@@ -557,6 +566,10 @@ class ClusterNode:
         for item in envelope.items:
             try:
                 await self._apply(envelope, item)
+            except wire.UnknownKind as exc:
+                self._warn_once(
+                    f"kind {exc}", "skipped %s from node %s: a newer node's", exc, envelope.node
+                )
             except (wire.WireError, JIDError, ValueError, TypeError) as exc:
                 log.warning("dropped %s from node %s: %s", item[0], envelope.node, exc)
             except Exception:
@@ -573,10 +586,9 @@ class ClusterNode:
         self.peers[node] = boot
 
     async def _apply(self, envelope: wire.Envelope, item: wire.Item) -> None:
-        kind, fields = item[0], item[1:]
-        node = envelope.node
+        kind, node = item[0], envelope.node
         if kind == wire.SEND:
-            jid, data = fields
+            jid, data = wire.fields(item, 2)
             session = self._local(jid)
             if session is not None:
                 session.send_bytes(data.encode())
@@ -584,34 +596,45 @@ class ClusterNode:
                 # The session ended while this was on its way: as on one node.
                 await self._undelivered(JID.parse(jid).bare, [data.encode()])
         elif kind == wire.PRESENCE_TO:
-            jid, data, sender = fields
+            jid, data, sender = wire.fields(item, 3)
             session = self._local(jid)
             if session is not None:
                 session.send_presence(data.encode(), sender)
         elif kind == wire.CLOSE:
-            jid, condition, text = fields
+            jid, condition, text = wire.fields(item, 3)
             session = self._local(jid)
             if session is not None:
                 session.close(StreamError(condition, text) if condition else None)
         elif kind == wire.BOUND:
-            self.mirror.bound(node, envelope.boot, wire.Entry.from_wire(fields[0]))
+            (entry,) = wire.fields(item, 1)
+            self.mirror.bound(node, envelope.boot, wire.Entry.from_wire(entry))
         elif kind == wire.PRESENCE:
-            self.mirror.presence(node, wire.Entry.from_wire(fields[0]))
+            (entry,) = wire.fields(item, 1)
+            self.mirror.presence(node, wire.Entry.from_wire(entry))
         elif kind == wire.UNBOUND:
-            jid, sid = fields
+            jid, sid = wire.fields(item, 2)
             await self.mirror.unbound(node, jid, sid)
         elif kind == wire.CHANGED:
-            await self._refresh(fields[0])
+            (changed,) = wire.fields(item, 1)
+            await self._refresh(changed)
         elif kind == wire.REMOVED:
-            rows = wire.removed_from_wire(fields[0])
+            (removed,) = wire.fields(item, 1)
+            rows = wire.removed_from_wire(removed)
             user = JID(rows.username, self._domain)
             self._replaying.add(user)
             try:
                 await self._bus.notify(topics.ACCOUNT_REMOVED, AccountRemoved(user, rows))
             finally:
                 self._replaying.discard(user)
+        elif kind == wire.REVOKED:
+            username, labels = wire.fields(item, 2)
+            revoked = SignInsRevoked(
+                str(username), tuple((str(id_), str(label)) for id_, label in labels), True
+            )
+            await self._bus.notify(topics.SIGN_INS_REVOKED, revoked)
         elif kind in (wire.HELLO, wire.SYNC):
-            entries = [wire.Entry.from_wire(entry) for entry in fields[0]]
+            (held,) = wire.fields(item, 1)
+            entries = [wire.Entry.from_wire(entry) for entry in held]
             await self.mirror.reconcile(node, envelope.boot, entries)
             if kind == wire.HELLO:
                 snapshot = [entry.to_wire() for entry in self._entries.values()]
@@ -624,12 +647,12 @@ class ClusterNode:
             self._synced.pop(node, None)
             await self.mirror.node_gone(node, tell=False)
         elif kind == wire.ASK:
-            question, query = fields
+            question, query = wire.fields(item, 2)
             task = asyncio.get_running_loop().create_task(self._answer(node, question, query))
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
         elif kind == wire.ANSWER:
-            question, result, error = fields
+            question, result, error = wire.fields(item, 3)
             future = self._asked.get(question)
             if future is not None and not future.done():
                 if error is None:
@@ -637,7 +660,7 @@ class ClusterNode:
                 else:
                     future.set_exception(RuntimeError(error))
         else:
-            raise wire.WireError(f"unknown kind {kind!r}")
+            raise wire.UnknownKind(kind)
 
     async def _refresh(self, changed: dict[str, list[Any]]) -> None:
         requests = changed.get("requests", [])
@@ -647,6 +670,12 @@ class ClusterNode:
             await self._block_list.refresh(JID(str(owner), self._domain))
         for owner in changed.get("settings", []):
             await self._visibility.refresh(str(owner))
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        """Logged once per node run: a node of another version repeats it with every message."""
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message, *args)
 
     def _local(self, jid: str) -> Session | None:
         """The session this node holds for a full JID, if it still does."""

@@ -1,6 +1,13 @@
-"""What one node says to another: an envelope per pub/sub message, naming the sender and its
-boot (each start of a node is a new incarnation), and carrying items in the order they were
-put. JSON; an item is a list whose first element is its kind.
+"""What one node says to another: an envelope per pub/sub message, naming the sender, its boot
+(each start of a node is a new incarnation) and the version of this protocol it speaks, and
+carrying items in the order they were put. JSON; an item is a list whose first element is its
+kind.
+
+The version lets a cluster be upgraded node by node. Within one version, a newer node may add
+kinds and trailing fields (to items and entries), and an older node ignores what it does not
+know: an unknown kind is skipped (logged once per kind), extra fields are not read. A change
+that an older node would misread raises `VERSION`, and a node drops, loudly, every message of
+a version it does not speak (`WireError`); envelopes without a version are version 1.
 
 Kinds, and what follows the kind:
 
@@ -14,6 +21,7 @@ Kinds, and what follows the kind:
 | `unbound` | full JID, session id | that session ended |
 | `changed` | {"rosters", "blocks", "settings": [usernames], "requests"} | committed changes |
 | `removed` | removed account (`removed_to_wire`) | the sender removed an account |
+| `revoked` | username, [[sign-in id, label], ...] | the sender revoked those sign-ins |
 | `hello` | [entry, ...] | the sender (re)joined; every session it holds; answered with `sync` |
 | `sync` | [entry, ...] | every session the sender holds |
 | `bye` | | the sender stops |
@@ -45,11 +53,16 @@ PRESENCE = "presence"
 UNBOUND = "unbound"
 CHANGED = "changed"
 REMOVED = "removed"
+REVOKED = "revoked"
 HELLO = "hello"
 SYNC = "sync"
 BYE = "bye"
 ASK = "ask"
 ANSWER = "answer"
+
+# The protocol this node speaks, and the oldest whose messages it still reads.
+VERSION = 1
+OLDEST_READ = 1
 
 Item = list[Any]
 
@@ -62,11 +75,16 @@ class WireError(ValueError):
     """A message that is not what a node of this cluster sends."""
 
 
+class UnknownKind(WireError):
+    """An item of a kind this node does not know: a newer node's, skipped."""
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     node: str
     boot: str
     items: list[Item]
+    version: int = VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +103,7 @@ class Entry:
     @classmethod
     def from_wire(cls, fields: Any) -> Entry:
         try:
-            jid, sid, stanza, priority, state = fields
+            jid, sid, stanza, priority, state = fields[:5]
         except (TypeError, ValueError) as exc:
             raise WireError(f"not a directory entry: {fields!r}") from exc
         if not (isinstance(jid, str) and isinstance(sid, str) and isinstance(priority, int)):
@@ -97,15 +115,22 @@ class Entry:
 
 
 def encode(node: str, boot: str, items: list[Item]) -> bytes:
-    return json.dumps({"n": node, "b": boot, "i": items}, separators=(",", ":")).encode()
+    message = {"v": VERSION, "n": node, "b": boot, "i": items}
+    return json.dumps(message, separators=(",", ":")).encode()
 
 
 def decode(data: bytes) -> Envelope:
     try:
         message = json.loads(data)
-        envelope = Envelope(str(message["n"]), str(message["b"]), list(message["i"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        version = message.get("v", 1)
+        envelope = Envelope(str(message["n"]), str(message["b"]), list(message["i"]), version)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WireError(f"not a cluster message: {data[:80]!r}") from exc
+    if not isinstance(version, int) or not OLDEST_READ <= version <= VERSION:
+        raise WireError(
+            f"node {envelope.node} speaks version {version!r} of the cluster protocol; this"
+            f" node reads versions {OLDEST_READ} to {VERSION}"
+        )
     items = envelope.items
     if not all(isinstance(item, list) and item and isinstance(item[0], str) for item in items):
         raise WireError(f"not a cluster message: {data[:80]!r}")
@@ -178,3 +203,12 @@ def parse_stanza(text: str) -> Element:
         return etree.fromstring(text.encode(), _PARSER)
     except etree.XMLSyntaxError as exc:
         raise WireError(f"not a stanza: {text[:80]!r}") from exc
+
+
+def fields(item: Item, count: int) -> list[Any]:
+    """The first `count` fields after an item's kind; a newer node's trailing ones are not
+    read. WireError if there are fewer."""
+    found = item[1 : count + 1]
+    if len(found) < count:
+        raise WireError(f"{item[0]} needs {count} fields, not {len(item) - 1}")
+    return found

@@ -139,6 +139,16 @@ class BlockListCommitted:
 
 
 @dataclass(frozen=True, slots=True)
+class SignInsRevoked:
+    """`username`'s sign-ins, by id with their labels, no longer log anyone in; `elsewhere`
+    when another node of the cluster revoked them and this node ends its own streams."""
+
+    username: str
+    labels: tuple[tuple[str, str], ...]
+    elsewhere: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceChanged:
     """A resource's presence as it now stands: its last presence stanza (`from` stamped, no
     `to`), priority and state; `stanza` is None once the resource is unavailable."""

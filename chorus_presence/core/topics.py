@@ -56,6 +56,8 @@ ACCOUNT_REMOVED = "account/removed"
 ROSTER_COMMITTED = "roster/committed"
 # A user's XEP-0191 block list changed durably (event: BlockListCommitted).
 BLOCK_LIST_COMMITTED = "block-list/committed"
+# Sign-ins revoked durably (`SignInsRevoked`): the streams logged in under them end.
+SIGN_INS_REVOKED = "sign-ins/revoked"
 # The presence of a resource of this node changed: a new available presence, or unavailable
 # (event: PresenceChanged; `notify_sync`, from the presence path).
 RESOURCE_PRESENCE = "resource/presence"

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from chorus_presence.core import topics
 from chorus_presence.core.bus import Bus
-from chorus_presence.core.events import ANSWERED, IqRequest
+from chorus_presence.core.events import ANSWERED, IqRequest, SignInsRevoked
 from chorus_presence.services import hashed_tokens
 from chorus_presence.storage.interfaces import SignInStore
 from chorus_presence.storage.sign_ins import SignIn
@@ -92,12 +92,14 @@ class SignInService:
     def __init__(
         self,
         store: SignInStore,
+        bus: Bus,
         *,
         domain: str,
         lifetime: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self._bus = bus
         self._domain = domain
         self._lifetime = lifetime
         self._clock = clock
@@ -108,6 +110,7 @@ class SignInService:
         bus.on(topics.DISCO_FEATURES, lambda event: event.features.add(ns.CHORUS_SIGN_INS))
         bus.on(topics.iq("get", "bare", LIST), self._list)
         bus.on(topics.iq("set", "bare", REVOKE), self._revoke)
+        bus.on(topics.SIGN_INS_REVOKED, self._end_streams)
 
     # Tokens
 
@@ -169,16 +172,21 @@ class SignInService:
 
     async def revoke(self, username: str, ids: Iterable[str] | None = None) -> list[SignIn]:
         """End the account's sign-ins named by `ids`, or all: their tokens log nobody in any
-        more, and the streams logged in under them end now. Those ended."""
+        more, and the streams logged in under them end now, on every node. Those ended."""
         revoked = await self.store.revoke(username, ids)
-        labels = {sign_in.id: sign_in.label for sign_in in revoked}
+        labels = tuple((sign_in.id, sign_in.label) for sign_in in revoked)
+        if labels:
+            await self._bus.notify(topics.SIGN_INS_REVOKED, SignInsRevoked(username, labels))
+        return revoked
+
+    def _end_streams(self, event: SignInsRevoked) -> None:
+        username, labels = event.username, dict(event.labels)
         user = JID(username, self._domain)
         for stream, (owner, sign_in) in list(self._live.items()):
             if owner == username and sign_in in labels:
                 # not-authorized: what logged the client in no longer does; it must not retry.
                 text = f"The sign-in {labels[sign_in]!r} of {user} was revoked"
                 stream.close(StreamError("not-authorized", text))
-        return revoked
 
     # This server's streams
 
