@@ -14,7 +14,8 @@ Scenarios, each printing one JSON line on stdout (progress goes to stderr):
 - `login`: N users connect, authenticate (PLAIN or SCRAM-SHA-1), bind, fetch the roster and
   send initial presence, C at a time: logins/s and latency percentiles.
 - `fanout`: all N online; presence changes carry their send time in `<status>`; the offered
-  rate steps up until p99 passes the limit or anything is lost, then an unthrottled burst where
+  rate steps up until p99 passes the limit or anything is lost (then `--refine` steps try rates
+  between the last sustained and the first that was not), then an unthrottled burst where
   each user changes presence R times. Deliveries/s at the receivers, latency, exact loss.
 - `idle`: server RSS per idle logged-in session, from /proc/PID/status.
 - `ghost`: time from a client's abrupt TCP close (FIN or RST) to its contacts receiving
@@ -48,7 +49,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 
 DEFAULT_PASSWORD = "bench-secret-1"
@@ -1062,6 +1063,27 @@ async def run_step(
     return result
 
 
+# The verdicts after which a rate between the last sustained and the failed one is worth a try.
+REFINABLE = frozenset({"p99 over the limit", "deliveries fell behind the offered rate"})
+
+
+async def refine(
+    low: float, high: float, count: int, sustained: Callable[[float], Awaitable[bool | None]]
+) -> float:
+    """The highest rate found sustained between `low` (sustained) and `high` (not), trying
+    `count` rates, each halving the ratio between them; `sustained` answers None to stop."""
+    for _ in range(count):
+        middle = (low * high) ** 0.5
+        verdict = await sustained(middle)
+        if verdict is None:
+            break
+        if verdict:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
 def step_verdict(result: dict[str, object], p99_limit_ms: float, keep_up: float) -> str | None:
     """Why a fan-out step is not sustainable, or None when it is."""
     if result["lost"] or result["duplicated"]:
@@ -1123,6 +1145,28 @@ async def scenario_fanout(run: Run, args: argparse.Namespace) -> dict[str, objec
             break
         rate *= args.rate_factor
         await wait_quiet(run, quiet=0.3, limit=args.drain)
+    if best is not None and stop in REFINABLE:
+        low = float(best["offered_changes_per_s"])  # type: ignore[arg-type]
+
+        async def sustained(middle: float) -> bool | None:
+            nonlocal best, step_id
+            await wait_quiet(run, quiet=0.3, limit=args.drain)
+            step_id += 1
+            changes = max(args.users, round(middle * args.step_seconds))
+            outcome = await run_step(
+                run, conns, step_id, changes, args.contacts, rate=middle, drain=args.drain
+            )
+            outcome["refinement"] = True
+            steps.append(outcome)
+            log(f"fanout refinement {outcome}")
+            if run.disconnects:
+                return None
+            if step_verdict(outcome, args.p99_limit_ms, args.keep_up) is not None:
+                return False
+            best = outcome
+            return True
+
+        await refine(low, rate, args.refine, sustained)
     result["steps"] = steps
     result["stop_reason"] = stop
     result["max_sustainable"] = best
@@ -1842,6 +1886,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a sustainable step delivers at least this share of the offered deliveries/s",
     )
     fanout.add_argument("--drain", type=float, default=10.0, help="seconds to wait per step")
+    fanout.add_argument(
+        "--refine",
+        type=int,
+        default=2,
+        help="steps between the last rate sustained and the first not (each halves the ratio)",
+    )
     fanout.add_argument("--burst-drain", type=float, default=60.0)
 
     idle = scenarios.add_parser("idle", help="server memory per idle session")

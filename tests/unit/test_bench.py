@@ -377,3 +377,22 @@ def test_bystander_times_its_own_pings_only() -> None:
 
 def test_cpu_seconds_of_this_process() -> None:
     assert bench.cpu_seconds(os.getpid()) > 0
+
+
+async def test_refine_closes_in_on_the_highest_sustained_rate() -> None:
+    tried: list[float] = []
+
+    async def sustained(rate: float) -> bool | None:
+        tried.append(rate)
+        return rate <= 1300
+
+    best = await bench.refine(1000.0, 1500.0, 2, sustained)
+    assert [round(rate) for rate in tried] == [1225, 1355]
+    assert round(best) == 1225
+
+
+async def test_refine_stops_when_asked() -> None:
+    async def stop(_rate: float) -> bool | None:
+        return None
+
+    assert await bench.refine(1000.0, 1500.0, 3, stop) == 1000.0
