@@ -12,7 +12,9 @@ tell it, its heartbeat, and who is alive.
   declared dead, and its users' contacts here are told they went offline, by each node for its
   own. A node that finds its own key gone (it was silent too long, or Redis lost its data)
   joins again, as it does when Redis comes back: its directory written anew, and a `hello`
-  with every session it holds, which the others answer with theirs.
+  with every session it holds, which the others answer with theirs. What the others committed
+  meanwhile was announced to nobody here, so the copies of rosters, block lists and settings
+  kept here are reloaded from the database, and what changed pushed.
 - **Start and stop.** It starts before the listeners: it waits for the heartbeat of an earlier
   run of the same node to expire (so that the others declare that run dead; a name that stays
   taken is another node's, a configuration error), drops that run's directory and has every
@@ -384,6 +386,7 @@ class ClusterNode:
             await self._register()
             self._up_since = asyncio.get_running_loop().time()
             await self._greet(await self._live_others())
+            await self._resync()
         except FAILURES as exc:
             cancelled_meanwhile()
             self.link.failed(exc)
@@ -391,6 +394,16 @@ class ClusterNode:
             log.exception("%s could not join the cluster again", self.name)
         finally:
             self._rejoining = None
+
+    async def _resync(self) -> None:
+        """What the other nodes committed while their word could not arrive: the copies of
+        durable state kept here are reloaded, and what changed pushed to this node's
+        resources."""
+        owners = {session.jid.local for session in self._sessions.all()}
+        for owner in sorted(owner for owner in owners if owner is not None):
+            await self._requests.refresh(owner, [])
+        await self._block_list.resync()
+        await self._visibility.resync()
 
     def _lost(self) -> None:
         for future in self._asked.values():

@@ -276,7 +276,17 @@ class BlockListService:
         """Another node changed the owner's list: reload it, and push the change to this
         node's resources that asked for the list."""
         assert owner.local is not None
-        stored = await self.repo.load(owner.local)
+        self._replace(owner, await self.repo.load(owner.local))
+
+    async def resync(self) -> None:
+        """What other nodes said may have been lost (Redis, or this node's channel, was away):
+        every list is reloaded, and what changed pushed."""
+        lists = await self.repo.load_all()
+        stored = {JID(owner, self._domain): items for owner, items in lists.items()}
+        for owner in sorted(set(self._lists) | set(stored), key=str):
+            self._replace(owner, stored.get(owner, set()))
+
+    def _replace(self, owner: JID, stored: set[str]) -> None:
         current = self._lists.get(owner, set())
         added, removed = sorted(stored - current), sorted(current - stored)
         if stored:

@@ -177,6 +177,13 @@ class VisibilityService:
         else:
             self._automated.discard(owner)
 
+    async def resync(self) -> None:
+        """What other nodes said may have been lost: the presence automation follows what is
+        stored, for every user."""
+        automated = await self.settings.owners_with("away_when_offline")
+        self._automated.intersection_update(automated)
+        self._automated.update(automated)
+
     def offline_presence(self, view: OfflineView) -> Element | None:
         if view.user.local in self._automated:
             return rich_states.offline_presence(str(view.user))

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 import slixmpp
+from slixmpp import JID
 
 from tests.engines.postgres import free_port
 from tests.engines.redis import RedisServer
@@ -231,3 +232,25 @@ async def test_a_second_process_under_a_running_nodes_name_is_refused(cluster: C
     alice.send_message(mto=f"{BOB}/test", mbody="and heard", mtype="chat")
     heard = await bob_in.expect(lambda s: s.name == "message", "alice's message on node-b")
     assert heard["body"] == "and heard"
+
+
+async def test_what_was_committed_while_redis_was_away_reaches_the_other_node(
+    cluster: Cluster, redis_server: RedisServer
+) -> None:
+    """The word of a change is lost with Redis; the node that joins again reloads its copies."""
+    a, b = cluster
+    await cluster.add_users("alice", "carol")
+    desk = await a.login("alice", resource="desk", plugins=("xep_0191",))
+    phone = await b.login("alice", resource="phone", plugins=("xep_0191",))
+    assert await phone.plugin["xep_0191"].get_blocked_jids(timeout=TIMEOUT) == set()
+
+    redis_server.halt()
+    await until_answered(a, redis_up=False)
+    await desk.plugin["xep_0191"].block([CAROL], timeout=TIMEOUT)
+
+    redis_server.resume()
+    await until_answered(b, redis_up=True)
+    # Node-b answers from its copy of alice's list, which it reloads on joining again.
+    async with asyncio.timeout(TIMEOUT):
+        while await phone.plugin["xep_0191"].get_blocked_jids(timeout=TIMEOUT) != {JID(CAROL)}:
+            pass
