@@ -1,10 +1,12 @@
 """The SQLite connection: opening it durably, migrating its schema and serialising its use.
 
-There is one connection per process. Migrations are the numbered `NNN_name.sql` files in the
-`migrations` package directory, applied in order, each in its own transaction, and recorded in
-the `schema_version` table. All reads and writes go through `transaction()` or `read()`, which
-take an in-process lock so coroutines sharing the connection never see or interleave each
-other's half-finished transactions.
+There is one write connection per process, and a small pool of read connections. Migrations are
+the numbered `NNN_name.sql` files in the `migrations` package directory, applied in order, each
+in its own transaction, and recorded in the `schema_version` table. Writes go through
+`transaction()`: bodies run one at a time on the write connection, each in a savepoint, and the
+bodies that arrive while a COMMIT is in flight share the next one (group commit), so one fsync
+makes many callers' work durable. Reads go through `read()` on a read connection of their own,
+never waiting for the writer.
 
 The database holds every account's SCRAM keys, so what `open` creates is private: the directory
 0700 and the file 0600 whatever the umask (SQLite gives -wal and -shm the file's mode). A write
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 5000
 # The pause between two tries at switching a database that another process holds to WAL.
 WAL_RETRY_SECONDS = 0.02
+# Read connections beside the one write connection; WAL lets them read while it writes.
+READERS = 4
 
 _MIGRATION_NAME = re.compile(r"(\d{3})_([a-z0-9_]+)\.sql")
 
@@ -71,19 +75,36 @@ def migrations(package: str = "chorus_presence.storage") -> list[Migration]:
     return found
 
 
+class _Batch:
+    """The transaction that the bodies run since the last COMMIT share, and its outcome."""
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Retrieved here so that a batch whose callers were all cancelled logs nothing.
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self.committing = False
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        # Held by one transaction body, or by the COMMIT of the batch, at a time.
         self._lock = asyncio.Lock()
         self._holder: asyncio.Task[object] | None = None
+        self._batch: _Batch | None = None
+        self._committers: set[asyncio.Task[None]] = set()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
 
     @classmethod
-    async def open(cls, path: Path) -> Database:
-        """Open (creating if needed) the database at `path` and apply pending migrations."""
+    async def open(cls, path: Path, readers: int = READERS) -> Database:
+        """Open (creating if needed) the database at `path`, apply pending migrations and open
+        `readers` read connections beside the write connection."""
         _create_private(path)
         # isolation_level=None: transactions are begun and ended here, never implicitly.
         conn = await aiosqlite.connect(path, isolation_level=None)
+        db: Database | None = None
         try:
             conn.row_factory = sqlite3.Row
             # First, so that every later statement waits out other processes' locks.
@@ -96,14 +117,36 @@ class Database:
             await conn.execute("PRAGMA foreign_keys=ON")
             db = cls(conn, path)
             await db._migrate()
+            for _ in range(readers):
+                await db._open_reader()
         except BaseException:
             await conn.close()
+            if db is not None:
+                for reader in db._all_readers:
+                    await reader.close()
             raise
         return db
 
+    async def _open_reader(self) -> None:
+        reader = await aiosqlite.connect(self.path, isolation_level=None)
+        self._all_readers.append(reader)
+        reader.row_factory = sqlite3.Row
+        await reader.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        # A read connection never writes; a statement that tries fails instead.
+        await reader.execute("PRAGMA query_only=ON")
+        self._readers.put_nowait(reader)
+
     async def close(self) -> None:
+        # Every acknowledged-to-be batch is committed before the connection goes.
+        while self._committers:
+            await asyncio.gather(*self._committers, return_exceptions=True)
         async with self._lock:
+            # A body that ended while close waited for the lock has its commit still queued.
+            if self._batch is not None:
+                await self._commit_locked(self._batch)
             await self.conn.close()
+        for reader in self._all_readers:
+            await reader.close()
 
     async def schema_version(self) -> int:
         async with self.read() as conn:
@@ -111,44 +154,124 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A write transaction, committed on normal exit and rolled back on an exception.
+        """A write transaction: its work is kept on normal exit and undone on an exception,
+        and the call returns once the COMMIT holding the work is durable.
 
-        BEGIN IMMEDIATE takes the database's write lock up front, so a transaction never
-        fails half-way because another process wrote first.
+        Bodies run one at a time on the write connection, each in its own SAVEPOINT inside a
+        transaction shared with the bodies that ran while the previous COMMIT was in flight;
+        one COMMIT (one fsync) then makes them all durable. A failing body rolls back only to
+        its savepoint and raises only to its caller. The batch is bounded: its COMMIT queues
+        for the lock as soon as its first body ends, so bodies arriving later wait for the
+        next batch. BEGIN IMMEDIATE takes the database's write lock up front, so a
+        transaction never fails half-way because another process wrote first.
         """
-        async with self._exclusive():
-            with _unavailable_as_such():
-                await self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self.conn
-                    await self.conn.commit()
-                except BaseException:
-                    await self._rollback()
-                    raise
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A consistent snapshot for queries; it ends in a rollback, undoing any write."""
-        async with self._exclusive():
-            with _unavailable_as_such():
-                await self.conn.execute("BEGIN")
-                try:
-                    yield self.conn
-                finally:
-                    await self._rollback()
-
-    @asynccontextmanager
-    async def _exclusive(self) -> AsyncIterator[None]:
         task = asyncio.current_task()
-        if task is not None and task is self._holder:
-            # asyncio.Lock is not reentrant: waiting here would hang the task forever.
-            raise RuntimeError("database transactions do not nest")
+        self._refuse_nesting(task)
+        failure: Exception | None = None
         async with self._lock:
             self._holder = task
             try:
-                yield
+                with _unavailable_as_such():
+                    batch = await self._join_batch()
+                    try:
+                        await self.conn.execute("SAVEPOINT body")
+                        try:
+                            yield self.conn
+                        except Exception as exc:
+                            await self._undo_body(batch)
+                            failure = exc
+                        except BaseException:
+                            await self._undo_body(batch)
+                            raise
+                        else:
+                            await self.conn.execute("RELEASE body")
+                    finally:
+                        # Even after a failed body: the batch must not hold the write lock
+                        # until some later caller happens along.
+                        self._schedule_commit(batch)
             finally:
                 self._holder = None
+        # Shielded: a caller that gives up waiting does not undo the others' commit. A failed
+        # caller waits too, so that once it hears of its failure the write lock is free.
+        try:
+            await asyncio.shield(batch.done)
+        except Exception:
+            if failure is None:
+                raise
+        if failure is not None:
+            with _unavailable_as_such():
+                raise failure
+
+    def _schedule_commit(self, batch: _Batch) -> None:
+        if batch.committing or batch.done.done():
+            return
+        batch.committing = True
+        committer = asyncio.create_task(self._commit(batch))
+        self._committers.add(committer)
+        committer.add_done_callback(self._committers.discard)
+
+    async def _join_batch(self) -> _Batch:
+        if self._batch is None:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            self._batch = _Batch()
+        return self._batch
+
+    async def _undo_body(self, batch: _Batch) -> None:
+        if self.conn.in_transaction:
+            await self.conn.execute("ROLLBACK TO body")
+            await self.conn.execute("RELEASE body")
+            return
+        # SQLite rolled the whole transaction back itself (after SQLITE_FULL, say): the
+        # earlier bodies of the batch are lost too, and their callers must hear so.
+        self._batch = None
+        batch.done.set_exception(StorageUnavailable("The transaction was rolled back"))
+
+    async def _commit(self, batch: _Batch) -> None:
+        async with self._lock:
+            # Gone already when close committed it, or when SQLite rolled it back.
+            if self._batch is batch:
+                await self._commit_locked(batch)
+
+    async def _commit_locked(self, batch: _Batch) -> None:
+        self._batch = None
+        try:
+            with _unavailable_as_such():
+                await self.conn.commit()
+        except Exception as exc:
+            await self._rollback()
+            batch.done.set_exception(exc)
+        else:
+            batch.done.set_result(None)
+
+    @asynccontextmanager
+    async def read(self, snapshot: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+        """A read connection of its own, which sees every commit acknowledged before it.
+
+        With `snapshot` the queries share one consistent snapshot (a read transaction);
+        without it each statement reads the latest commit, which is all a single-statement
+        read needs and spares the BEGIN and ROLLBACK; the caller then closes its cursor, as an
+        unfinished statement would keep the connection's snapshot open.
+        """
+        self._refuse_nesting(asyncio.current_task())
+        conn = await self._readers.get()
+        try:
+            with _unavailable_as_such():
+                if not snapshot:
+                    yield conn
+                    return
+                await conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    if conn.in_transaction:
+                        await conn.rollback()
+        finally:
+            self._readers.put_nowait(conn)
+
+    def _refuse_nesting(self, task: asyncio.Task[object] | None) -> None:
+        if task is not None and task is self._holder:
+            # The lock is not reentrant, and a read beside the body would not see its writes.
+            raise RuntimeError("database transactions do not nest")
 
     async def _rollback(self) -> None:
         # SQLite itself rolls back after some errors; a second ROLLBACK would then fail.

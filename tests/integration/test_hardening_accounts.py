@@ -324,7 +324,8 @@ async def fill_the_disk(harness: Harness) -> None:
     """No page may be added to the server's database any more, as on a full disk."""
     # Reaching into the stores' shared connection: a test-only way to a real SQLITE_FULL.
     db = harness.ctx.repositories.accounts._db
-    async with db.read() as conn:
+    # On the write connection: the read connections never add a page anyway.
+    async with db.transaction() as conn:
         # The limit cannot go below the current size, so 1 means "no new page".
         await conn.execute("PRAGMA max_page_count = 1")
 
