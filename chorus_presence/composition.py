@@ -25,8 +25,10 @@ from chorus_presence.cluster.limits import RedisCounters
 from chorus_presence.cluster.node import ClusterNode
 from chorus_presence.config import Config, ConfigError, check_files
 from chorus_presence.core import topics
+from chorus_presence.core.account_locks import AccountLocks
 from chorus_presence.core.background import BackgroundWork
 from chorus_presence.core.bus import Bus
+from chorus_presence.core.kdf_pool import KdfPool
 from chorus_presence.core.limits import Limits, WarningThrottle
 from chorus_presence.core.metrics import Metrics
 from chorus_presence.core.router import StanzaRouter
@@ -92,10 +94,16 @@ async def build(
     limits = Limits(config.limits, shared)
     background = BackgroundWork()
     router = StanzaRouter(domain, bus, sessions)
+    locks = AccountLocks()
     accounts = AccountService(
-        repositories.accounts, bus, domain=domain, iterations=config.auth.scram_iterations
+        repositories.accounts,
+        bus,
+        domain=domain,
+        iterations=config.auth.scram_iterations,
+        kdf=KdfPool(),
+        locks=locks,
     )
-    rosters = RosterService(repositories.rosters, sessions, bus, domain=domain)
+    rosters = RosterService(repositories.rosters, sessions, bus, domain=domain, locks=locks)
     presence = PresenceService(bus, sessions, rosters, metrics, domain=domain)
     block_list = await BlockListService.load(
         repositories.block_lists, bus, rosters, presence, sessions, domain=domain
@@ -322,6 +330,7 @@ class Server:
                 await asyncio.wait_for(self._listener.wait_closed(), 1)
         if ctx is not None:
             await ctx.background.drain()
+            ctx.accounts.kdf.shutdown()
             await ctx.limits.close()
             await ctx.repositories.close()
             self.ctx = None

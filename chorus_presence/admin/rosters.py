@@ -56,7 +56,8 @@ async def add(
             f"A contact's name is 1 to {MAX_TEXT_BYTES} bytes, not {len(name.encode())}"
         )
     unique = _groups(groups or [])
-    async with ctx.rosters.lock:
+    # The contact's lock too: removing the contact's account deletes this row under it.
+    async with ctx.rosters.hold(jid, other):
         roster = await ctx.rosters.roster(jid.local)
         current = roster.items.get(str(other)) or RosterItem(str(other))
         updated = replace(current, name=name, groups=unique)
@@ -97,7 +98,8 @@ async def group_sync(ctx: Components, group: str, users: list[str]) -> dict[str,
     for first, second in combinations(members, 2):
         linked += await _link(ctx, first, second)
     tagged = 0
-    async with ctx.rosters.lock:
+    # Every member's: each one's items name all the others.
+    async with ctx.rosters.hold(*members):
         for member in members:
             tagged += await _tag(ctx, member, members, group)
     return {
@@ -129,7 +131,7 @@ async def _link(ctx: Components, first: JID, second: JID) -> bool:
 
 
 async def _tag(ctx: Components, member: JID, members: list[JID], group: str) -> int:
-    """Put `group` on the member's items for the others; the caller holds the roster lock."""
+    """Put `group` on the member's items for the others; the caller holds their locks."""
     assert member.local is not None
     roster = await ctx.rosters.roster(member.local)
     changes = RosterChanges()

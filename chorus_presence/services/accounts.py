@@ -2,22 +2,25 @@
 registration, the admin socket, the offline command line).
 
 Usernames are normalised with nodeprep here, once, so storage only ever sees canonical
-localparts. Key derivation is CPU-bound, so it runs in a worker thread to keep the event
-loop responsive. Removal is the one way any path removes an account: storage deletes every
-row naming it, on anyone's side, in one transaction; then `account/removed` lets every
-service answer for what it keeps in memory and tell whoever is online.
+localparts. Key derivation is CPU-bound, so it runs in the bounded pool of worker threads
+(core/kdf_pool.py) to keep the event loop responsive. Removal is the one way any path removes
+an account: storage deletes every row naming it, on anyone's side, in one transaction; then
+`account/removed` lets every service answer for what it keeps in memory and tell whoever is
+online. Both happen under the account's lock, which every change to a row naming the account
+holds too (core/account_locks.py), so none of them writes such a row again behind the removal.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import replace
 
 from chorus_presence.core import topics
+from chorus_presence.core.account_locks import AccountLocks
 from chorus_presence.core.bus import Bus
 from chorus_presence.core.events import AccountCreated, AccountRemoved
+from chorus_presence.core.kdf_pool import KdfPool
 from chorus_presence.services.credentials import (
     MAX_PASSWORD_LENGTH,
     MECHANISMS,
@@ -42,11 +45,22 @@ class InvalidPassword(ValueError):
 
 
 class AccountService:
-    def __init__(self, repo: AccountStore, bus: Bus, *, domain: str, iterations: int) -> None:
+    def __init__(
+        self,
+        repo: AccountStore,
+        bus: Bus,
+        *,
+        domain: str,
+        iterations: int,
+        kdf: KdfPool | None = None,
+        locks: AccountLocks | None = None,
+    ) -> None:
         self._repo = repo
         self._bus = bus
         self._domain = domain
         self._iterations = iterations
+        self.kdf = kdf if kdf is not None else KdfPool()
+        self._locks = locks if locks is not None else AccountLocks()
         # Keys the stand-in credentials used when checking a password for a missing account.
         self._secret = secrets.token_bytes(32)
 
@@ -69,17 +83,22 @@ class AccountService:
         good, and it still reaches the client before `account/removed` closes the stream.
         """
         prepared = _try_normalise(username)
-        removed = await self._repo.delete(prepared) if prepared is not None else None
-        if removed is None:
+        if prepared is None:
             return False
-        if committed is not None:
-            # A plain function, not a coroutine: nothing may yield between the commit and
-            # account/removed, whose first handler stops the account's sessions' stanzas. A
-            # callback, rather than a remove that returns before telling anyone, so that no
-            # caller can forget to fire the event.
-            committed()
-        event = AccountRemoved(JID(removed.username, self._domain), removed)
-        await self._bus.notify(topics.ACCOUNT_REMOVED, event)
+        # Held until every service has dropped what it keeps of the account: a change that
+        # waited for it then finds the account gone.
+        async with self._locks.hold(prepared):
+            removed = await self._repo.delete(prepared)
+            if removed is None:
+                return False
+            if committed is not None:
+                # A plain function, not a coroutine: nothing may yield between the commit and
+                # account/removed, whose first handler stops the account's sessions' stanzas.
+                # A callback, rather than a remove that returns before telling anyone, so that
+                # no caller can forget to fire the event.
+                committed()
+            event = AccountRemoved(JID(removed.username, self._domain), removed)
+            await self._bus.notify(topics.ACCOUNT_REMOVED, event)
         return True
 
     async def exists(self, username: str) -> bool:
@@ -146,7 +165,7 @@ class AccountService:
         account, stored = await self._stored_credentials(username, mechanism)
         # Computed even when unused, so that a real account costs what a missing one does.
         fake = fake_credentials(self._secret, username, mechanism, self._iterations)
-        matches = await asyncio.to_thread(verify_password, password, stored or fake, mechanism)
+        matches = await self.kdf.run(verify_password, password, stored or fake, mechanism)
         return matches and stored is not None and account is not None and not account.disabled
 
     async def _stored_credentials(
@@ -161,7 +180,7 @@ class AccountService:
 
     async def _derive(self, password: str) -> dict[str, ScramCredentials]:
         try:
-            return await asyncio.to_thread(derive_credentials, password, self._iterations)
+            return await self.kdf.run(derive_credentials, password, self._iterations)
         except ValueError as exc:
             raise InvalidPassword(str(exc)) from None
 

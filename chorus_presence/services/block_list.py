@@ -22,6 +22,7 @@ change reaches this node's copy through `refresh`.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from chorus_presence.core import topics
 from chorus_presence.core.bus import STOP, Bus
@@ -240,12 +241,14 @@ class BlockListService:
                 )
             if jid == owner:
                 raise StanzaError("not-allowed", "You cannot block yourself")
-        async with self._rosters.lock:
-            current = self._lists.get(owner, set())
+
+        def select(current: set[str]) -> list[JID]:
             added = [jid for jid in jids if str(jid) not in current]
             if len(current) + len(added) > MAX_ITEMS:
                 raise StanzaError("not-acceptable", f"A block list holds at most {MAX_ITEMS} items")
-            visibility = await self._apply(owner, added, block=True)
+            return added
+
+        added, visibility = await self._change(owner, jids, select, block=True)
         request.session.send(request.reply())
         if added:
             # Before what follows from it: whoever hears the consequences knows the list.
@@ -257,13 +260,13 @@ class BlockListService:
     async def unblock(self, request: IqRequest) -> bool:
         owner = _own_account(request)
         jids = _item_jids(request.payload)
-        async with self._rosters.lock:
-            current = self._lists.get(owner, set())
+
+        def select(current: set[str]) -> list[JID]:
             if jids:
-                removed = [jid for jid in jids if str(jid) in current]
-            else:
-                removed = [JID.parse(item) for item in sorted(current)]
-            visibility = await self._apply(owner, removed, block=False)
+                return [jid for jid in jids if str(jid) in current]
+            return [JID.parse(item) for item in sorted(current)]
+
+        removed, visibility = await self._change(owner, jids, select, block=False)
         request.session.send(request.reply())
         if removed:
             await self._bus.notify(topics.BLOCK_LIST_COMMITTED, BlockListCommitted(owner))
@@ -300,17 +303,43 @@ class BlockListService:
 
     # Internals
 
-    async def _apply(self, owner: JID, jids: list[JID], *, block: bool) -> list[SightChange]:
-        """Store the change, then update the list; what it changes in who sees whom.
+    async def _change(
+        self,
+        owner: JID,
+        named: list[JID],
+        select: Callable[[set[str]], list[JID]],
+        *,
+        block: bool,
+    ) -> tuple[list[JID], list[SightChange]]:
+        """Apply the items `select` picks from the owner's current list; those items, and
+        what the change does to who sees whom.
 
-        Called with the roster lock held: which presence to hide or show depends on the
-        subscriptions, and subscription exchanges change those under the same lock.
+        Held meanwhile: the owner's lock, since which presence to hide or show depends on the
+        owner's subscriptions, which exchanges change under it; and the lock of every local
+        account whose sight of the owner it may change, so that two users blocking each
+        other at once do not both hide (or show) the same presence. Which accounts those are
+        depends on the list and the roster read under the locks: when the change turns out
+        to concern one more, it starts again holding that one's lock as well.
         """
-        if not jids:
-            return []
         assert owner.local is not None
-        roster = await self._rosters.roster(owner.local)
-        others = self._others(owner, roster, jids)
+        accounts = self._rosters.local_accounts([owner, *named])
+        while True:
+            async with self._rosters.hold(*accounts):
+                jids = select(self._lists.get(owner, set()))
+                if not jids:
+                    return [], []
+                roster = await self._rosters.roster(owner.local)
+                others = self._others(owner, roster, jids)
+                missing = self._rosters.local_accounts(others) - accounts
+                if not missing:
+                    return jids, await self._apply(owner, roster, others, jids, block=block)
+            accounts |= missing
+
+    async def _apply(
+        self, owner: JID, roster: Roster, others: set[JID], jids: list[JID], *, block: bool
+    ) -> list[SightChange]:
+        """Store the change, then update the list; what it changes in who sees whom."""
+        assert owner.local is not None
         before = {other: self.blocked_either(owner, other) for other in others}
         items = [str(jid) for jid in jids]
         if block:

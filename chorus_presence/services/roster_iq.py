@@ -70,7 +70,8 @@ class RosterIq:
         if name is not None and len(name.encode()) > MAX_TEXT_BYTES:
             raise StanzaError("not-acceptable", "The name is too long")
         groups = _groups(node)
-        async with self._rosters.lock:
+        # The contact's lock too: removing the contact's account deletes this row under it.
+        async with self._rosters.hold(owner, JID.parse(contact)):
             roster = await self._rosters.roster(owner)
             # The subscription state is the server's; the client's 'subscription' and 'ask'
             # values are ignored (RFC 6121 section 2.1.2.5), as Prosody does.

@@ -4,15 +4,20 @@ Rosters of online users stay in memory so that presence never reads the database
 is committed to storage first (`commit`), then applied to the cache, then pushed, and then
 `roster/committed` lets the rest follow it. In a cluster another node may commit a change to
 a roster cached here: `refresh` reloads it and pushes what changed to this node's resources.
+
+Every read-modify-write of rosters holds `hold` for the accounts whose rows it changes or
+names (core/account_locks.py), so changes to different accounts' rosters run side by side.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from copy import deepcopy
 
 from chorus_presence.core import topics
+from chorus_presence.core.account_locks import AccountLocks
 from chorus_presence.core.bus import Bus
 from chorus_presence.core.events import (
     AccountRemoved,
@@ -38,16 +43,23 @@ SUBSCRIPTION_VALUES = frozenset({"none", "to", "from", "both"})
 
 
 class RosterService:
-    """The roster cache, its writes and pushes; `lock` serialises read-modify-write cycles."""
+    """The roster cache, its writes and pushes; `hold` serialises read-modify-write cycles
+    on the same accounts."""
 
     def __init__(
-        self, repo: RosterStore, sessions: SessionRegistry, bus: Bus, *, domain: str
+        self,
+        repo: RosterStore,
+        sessions: SessionRegistry,
+        bus: Bus,
+        *,
+        domain: str,
+        locks: AccountLocks | None = None,
     ) -> None:
         self.repo = repo
         self._sessions = sessions
         self._bus = bus
         self._domain = domain
-        self.lock = asyncio.Lock()
+        self.locks = locks if locks is not None else AccountLocks()
         self._cache: dict[str, Roster] = {}
         self._interested: set[Session] = set()
         self._push_ids = itertools.count(1)
@@ -57,6 +69,21 @@ class RosterService:
         # Last among the session's handlers: presence still needs the cached roster.
         bus.on(topics.SESSION_ENDED, self.session_ended, priority=-100)
         bus.on(topics.ACCOUNT_REMOVED, self.account_removed)
+
+    def hold(self, *accounts: str | JID) -> AbstractAsyncContextManager[None]:
+        """The locks of the accounts named, by localpart or by JID; a JID of another domain
+        has no account here and takes none."""
+        return self.locks.hold(*self.local_accounts(accounts))
+
+    def local_accounts(self, accounts: Iterable[str | JID]) -> set[str]:
+        """The localparts of the accounts of this domain among `accounts`."""
+        names: set[str] = set()
+        for account in accounts:
+            if isinstance(account, str):
+                names.add(account)
+            elif account.domain == self._domain and account.local is not None:
+                names.add(account.local)
+        return names
 
     def cached(self, owner: str) -> Roster | None:
         return self._cache.get(owner)
@@ -99,7 +126,7 @@ class RosterService:
         reloaded, and each changed item is pushed to this node's interested resources."""
         if owner not in self._cache:
             return
-        async with self.lock:
+        async with self.hold(owner):
             cached = self._cache.get(owner)
             if cached is None:
                 return

@@ -3,7 +3,9 @@ unsubscribed, pre-approval, pending requests, and removing a contact (section 2.
 
 Both parties are local, so each stanza runs the sender's outbound processing and the contact's
 inbound processing (the rules are in `subscription_states`), and both rosters change in one
-database transaction before anything is delivered or pushed.
+database transaction before anything is delivered or pushed. Each exchange holds the locks of
+both users (and of whoever else its changes touch), so exchanges between other pairs run
+beside it.
 """
 
 from __future__ import annotations
@@ -202,7 +204,8 @@ class SubscriptionService:
         """Several exchanges committed as one transaction. Each must concern a different pair
         of users: they are all worked out from the rosters as they were before any of them."""
         work = _Exchange(changes=also or RosterChanges())
-        async with self._rosters.lock:
+        accounts = [jid for user, contact, _kind, _status in moves for jid in (user, contact)]
+        async with self._rosters.hold(*accounts, *_owners(work.changes)):
             for user, contact, kind, status in moves:
                 await self._plan(work, user, contact, kind, status)
             await self._rosters.commit(work.changes)
@@ -268,7 +271,7 @@ class SubscriptionService:
         user = JID(owner, self._domain)
         contact = JID.parse(contact_text)
         work = _Exchange()
-        async with rosters.lock:
+        async with rosters.hold(owner, contact):
             roster = await rosters.roster(owner)
             before = state_of(roster, contact_text)
             if not before.in_roster:
@@ -320,6 +323,16 @@ class SubscriptionService:
         if jid.domain != self._domain or jid.local is None:
             return False
         return self._sessions.is_online(jid) or await self._accounts.exists(jid.local)
+
+
+def _owners(changes: RosterChanges) -> set[str]:
+    """Whose rows `changes` writes."""
+    owners = {owner for owner, _ in (*changes.upserts, *changes.deletes, *changes.pending_add)}
+    owners.update(owner for owner, _ in changes.pending_remove)
+    owners.update(owner for owner, _ in changes.presence_blocks_add)
+    owners.update(owner for owner, _ in changes.presence_blocks_remove)
+    owners.update(owner for owner, _ in changes.settings)
+    return owners
 
 
 def _kind(kind: str) -> Kind:
