@@ -50,6 +50,7 @@ from chorus_presence.services.adhoc import AdhocService
 from chorus_presence.services.block_list import BlockListService
 from chorus_presence.services.call_routing import CallRoutingService
 from chorus_presence.services.disco import DiscoService
+from chorus_presence.services.display_names import DisplayNameService
 from chorus_presence.services.last_activity import LastActivityService
 from chorus_presence.services.messages import MessageService
 from chorus_presence.services.presence import PresenceService
@@ -174,6 +175,7 @@ async def build(
         call_routing,
         last_activity,
         sign_ins,
+        DisplayNameService(repositories.display_names, accounts),
     )
     for part in parts:
         part.subscribe(bus)

@@ -1,4 +1,5 @@
-"""Admin commands on accounts: add, remove, passwords, disabling, listing and export.
+"""Admin commands on accounts: add, remove, passwords, display names, disabling, listing and
+export.
 
 Removing an account goes through the one removal every path shares; disabling one ends its
 sessions at once. Disabling a disabled account (or enabling an enabled one) changes nothing and
@@ -10,22 +11,55 @@ from __future__ import annotations
 from chorus_presence.admin.common import AdminError, Command, user_jid
 from chorus_presence.server.components import Components
 from chorus_presence.services.accounts import AccountExists, InvalidPassword, InvalidUsername
+from chorus_presence.services.display_names import InvalidName, checked_name
 from chorus_presence.xmpp.errors import StreamError
 from chorus_presence.xmpp.jid import JID
 
 
-async def add(ctx: Components, user: str, password: str) -> dict[str, str]:
+async def add(
+    ctx: Components, user: str, password: str, name: str | None = None
+) -> dict[str, object]:
+    """A new account, with its display name when `name` is given."""
     jid = user_jid(ctx, user)
     assert jid.local is not None
+    # Checked first: a name that cannot be stored leaves no account behind.
+    display_name = None if name is None else _checked(name)
     try:
-        await ctx.accounts.create(jid.local, password)
+        username = await ctx.accounts.create(jid.local, password)
     except AccountExists:
         raise AdminError(f"User {jid} already exists") from None
     except InvalidUsername as error:
         raise AdminError(f"{user!r} is not a valid username: {error}") from None
     except InvalidPassword as error:
         raise AdminError(_capitalised(str(error))) from None
-    return _entry(jid)
+    if display_name is not None and not await ctx.repositories.display_names.set(
+        username, display_name
+    ):
+        raise AdminError(f"No such user {jid}")
+    return {**_entry(jid), "name": display_name}
+
+
+async def name_(
+    ctx: Components, user: str, name: str | None = None, clear: bool = False
+) -> dict[str, object]:
+    """The account's display name: set to `name`, cleared, or, with neither, only read."""
+    jid = user_jid(ctx, user)
+    username = jid.local
+    assert username is not None
+    names = ctx.repositories.display_names
+    if name is not None and clear:
+        raise AdminError("Give a name or clear it, not both")
+    if not await ctx.accounts.exists(username):
+        raise AdminError(f"No such user {jid}")
+    if clear:
+        await names.clear(username)
+        return {**_entry(jid), "name": None}
+    if name is None:
+        return {**_entry(jid), "name": await names.get(username)}
+    display_name = _checked(name)
+    if not await names.set(username, display_name):
+        raise AdminError(f"No such user {jid}")
+    return {**_entry(jid), "name": display_name}
 
 
 async def lookup(ctx: Components, user: str) -> dict[str, object]:
@@ -67,15 +101,23 @@ async def enable(ctx: Components, user: str) -> dict[str, object]:
 
 
 async def list_(ctx: Components) -> list[dict[str, object]]:
-    """Every account, disabled ones too, each with its state."""
+    """Every account, disabled ones too, each with its state and display name."""
     accounts = await ctx.accounts.list_with_status()
-    return [{**_entry(JID(name, ctx.domain)), "disabled": disabled} for name, disabled in accounts]
+    names = await ctx.repositories.display_names.all()
+    return [
+        {**_entry(JID(username, ctx.domain)), "disabled": disabled, "name": names.get(username)}
+        for username, disabled in accounts
+    ]
 
 
 async def export(ctx: Components) -> list[dict[str, object]]:
-    """Usernames and whether each account is disabled; never credentials."""
+    """Usernames, whether each account is disabled and its display name; never credentials."""
     accounts = await ctx.accounts.list_with_status()
-    return [{"username": name, "disabled": disabled} for name, disabled in accounts]
+    names = await ctx.repositories.display_names.all()
+    return [
+        {"username": username, "disabled": disabled, "name": names.get(username)}
+        for username, disabled in accounts
+    ]
 
 
 async def _set_disabled(ctx: Components, user: str, disabled: bool) -> tuple[JID, bool]:
@@ -99,6 +141,13 @@ def _end_sessions(ctx: Components, jid: JID, text: str) -> None:
         session.close(StreamError("not-authorized", text))
 
 
+def _checked(name: str) -> str:
+    try:
+        return checked_name(name)
+    except InvalidName as error:
+        raise AdminError(str(error)) from None
+
+
 def _capitalised(text: str) -> str:
     # The password checks say "password is empty"; the operator reads "Password is empty".
     return text[:1].upper() + text[1:]
@@ -113,6 +162,7 @@ COMMANDS = {
     "user.add": Command(add),
     "user.lookup": Command(lookup),
     "user.passwd": Command(passwd),
+    "user.name": Command(name_),
     "user.remove": Command(remove),
     "user.disable": Command(disable),
     "user.enable": Command(enable),

@@ -1,9 +1,10 @@
 """`chorus-presence user import FILE.csv` and `user export`: accounts in bulk, as CSV.
 
 Import reads rows `username,password[,name]`, after an optional header row with those names,
-and creates each account through the admin commands; every bad row is reported with its line
-number and reason, and the others are imported. Accounts have no display name yet, so a name
-column is accepted and not stored. Export writes `username,disabled`: never a password or key.
+and creates each account through the admin commands, with its display name when the name
+column is not empty; every bad row (a name that cannot be stored among them) is reported with
+its line number and reason, and the others are imported. Export writes
+`username,disabled,name`: never a password or key.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Row:
     line: int
     username: str
     password: str
+    # None when the row has no name column, or an empty one.
+    name: str | None
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ def add_parsers(actions: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     exporter = actions.add_parser(
         "export",
         help="write every account as CSV",
-        description="Write username,disabled for every account to standard output.",
+        description="Write username,disabled,name for every account to standard output; an"
+        " account without a display name has an empty name.",
     )
     json_option(exporter)
     exporter.set_defaults(handler=_export)
@@ -72,7 +76,8 @@ def _import(args: argparse.Namespace, config: Config) -> int:
         task = progress.add_task("Importing users", total=len(rows))
         for row in rows:
             try:
-                admin.call("user.add", user=row.username, password=row.password)
+                named = {} if row.name is None else {"name": row.name}
+                admin.call("user.add", user=row.username, password=row.password, **named)
             except Refused as error:
                 failures.append(Failure(row.line, str(error)))
             else:
@@ -114,7 +119,8 @@ def read_rows(path: Path) -> tuple[list[Row], list[Failure]]:
                 elif not fields[0].strip():
                     failures.append(Failure(line, "Empty username"))
                 else:
-                    rows.append(Row(line, fields[0].strip(), fields[1]))
+                    name = fields[2] if len(fields) == 3 and fields[2].strip() else None
+                    rows.append(Row(line, fields[0].strip(), fields[1], name))
     except OSError as error:
         raise CliError(f"{path}: {error.strerror or error}") from None
     except UnicodeDecodeError:
@@ -130,7 +136,8 @@ def _export(args: argparse.Namespace, config: Config) -> int:
         print_json(accounts)
         return 0
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(["username", "disabled"])
+    writer.writerow(["username", "disabled", "name"])
     for account in accounts:
-        writer.writerow([account["username"], "true" if account["disabled"] else "false"])
+        disabled = "true" if account["disabled"] else "false"
+        writer.writerow([account["username"], disabled, account["name"] or ""])
     return 0

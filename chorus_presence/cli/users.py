@@ -1,5 +1,5 @@
 """`chorus-presence user ...`: adding, removing, disabling and listing accounts, setting
-passwords; bulk import and export are in `user_csv`.
+passwords and display names; bulk import and export are in `user_csv`.
 
 A user is named by localpart (`alice`) or by bare JID on the configured domain
 (`alice@example.org`). Passwords come from a hidden prompt or from one line of stdin, and are
@@ -37,12 +37,30 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
 
     add = actions.add_parser("add", help="create an account", description="Create an account.")
+    add.add_argument(
+        "--name",
+        metavar="NAME",
+        help="the display name lists show instead of the JID (1 to 64 characters)",
+    )
     _password_command(add, _add)
 
     passwd = actions.add_parser(
         "passwd", help="set a new password", description="Set an account's password."
     )
     _password_command(passwd, _passwd)
+
+    naming = actions.add_parser(
+        "name",
+        help="show, set or clear a display name",
+        description="Show the display name lists show for an account instead of its JID, set"
+        " it to NAME (1 to 64 characters, no control characters), or clear it.",
+    )
+    user_argument(naming)
+    value = naming.add_mutually_exclusive_group()
+    value.add_argument("name", metavar="NAME", nargs="?", help="the new display name")
+    value.add_argument("--clear", action="store_true", help="remove the display name")
+    json_option(naming)
+    naming.set_defaults(handler=_name)
 
     for name, handler, summary, description in (
         (
@@ -97,8 +115,12 @@ def _add(args: argparse.Namespace, config: Config) -> int:
     # Checked before asking for a password, so the operator does not type it for nothing.
     if account["exists"]:
         raise CliError(f"User {account['jid']} already exists")
+    named = {}
+    if args.name is not None:
+        _check_name(args.name)
+        named["name"] = args.name
     password = _read_password(account["jid"], from_stdin=args.password_stdin)
-    result = call(config, "user.add", user=args.user, password=password)
+    result = call(config, "user.add", user=args.user, password=password, **named)
     return _report(args, result, "Added")
 
 
@@ -109,6 +131,23 @@ def _passwd(args: argparse.Namespace, config: Config) -> int:
     password = _read_password(account["jid"], from_stdin=args.password_stdin)
     result = call(config, "user.passwd", user=args.user, password=password)
     return _report(args, result, "Changed the password of")
+
+
+def _name(args: argparse.Namespace, config: Config) -> int:
+    result = call(config, "user.name", user=args.user, name=args.name, clear=args.clear)
+    jid = escape(result["jid"])
+    if args.json:
+        print_json(result)
+    elif args.clear:
+        console.print(f"Cleared the display name of {jid}", soft_wrap=True)
+    elif args.name is not None:
+        console.print(f"{jid} is now shown as {escape(result['name'])}", soft_wrap=True)
+    elif result["name"] is None:
+        console.print(f"{jid} has no display name", soft_wrap=True)
+    else:
+        # The name alone, so that a script can read it as it is.
+        console.print(escape(result["name"]), soft_wrap=True)
+    return 0
 
 
 def _remove(args: argparse.Namespace, config: Config) -> int:
@@ -132,9 +171,10 @@ def _list(args: argparse.Namespace, config: Config) -> int:
         hint = escape(command_hint(args.config))
         console.print(f"No users yet. Add one with:\n  {hint} user add alice", soft_wrap=True)
         return 0
-    table = Table("Username", "JID", "State", caption=count(len(users), "user"))
+    table = Table("Username", "JID", "State", "Name", caption=count(len(users), "user"))
     for user in users:
-        table.add_row(user["username"], user["jid"], "disabled" if user["disabled"] else "enabled")
+        state = "disabled" if user["disabled"] else "enabled"
+        table.add_row(user["username"], user["jid"], state, user["name"] or "-")
     table.print()
     return 0
 
@@ -154,6 +194,17 @@ def _switch(args: argparse.Namespace, result: dict, done: str, state: str) -> in
         return _report(args, result, done)
     console.print(f"{escape(result['jid'])} is already {state}", soft_wrap=True)
     return 0
+
+
+def _check_name(name: str) -> None:
+    """Refuses a name the server would refuse, before the password is asked for."""
+    # Imported here: the rest of the command line does not load the services.
+    from chorus_presence.services.display_names import InvalidName, checked_name
+
+    try:
+        checked_name(name)
+    except InvalidName as error:
+        raise CliError(str(error)) from None
 
 
 def _read_password(jid: str, *, from_stdin: bool) -> str:

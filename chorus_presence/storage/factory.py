@@ -16,9 +16,11 @@ from chorus_presence.storage.accounts import AccountRepository
 from chorus_presence.storage.blocks import BlockRepository
 from chorus_presence.storage.consistency import repair
 from chorus_presence.storage.database import Database
+from chorus_presence.storage.display_names import DisplayNameRepository
 from chorus_presence.storage.interfaces import (
     AccountStore,
     BlockListStore,
+    DisplayNameStore,
     LastActivityStore,
     OfflineMessageStore,
     PresenceBlockStore,
@@ -33,6 +35,7 @@ from chorus_presence.storage.offline import OfflineMessageRepository
 from chorus_presence.storage.postgres import accounts as pg_accounts
 from chorus_presence.storage.postgres import blocks as pg_blocks
 from chorus_presence.storage.postgres import consistency as pg_consistency
+from chorus_presence.storage.postgres import display_names as pg_display_names
 from chorus_presence.storage.postgres import last_activity as pg_last_activity
 from chorus_presence.storage.postgres import offline as pg_offline
 from chorus_presence.storage.postgres import rosters as pg_rosters
@@ -68,6 +71,7 @@ class Repositories:
     server_state: ServerStateStore
     # Clients that stay logged in with tokens (XEP-0484).
     sign_ins: SignInStore
+    display_names: DisplayNameStore
     # Releases the backend's connection; kept private so nothing reaches past the stores.
     _close: Callable[[], Awaitable[None]] = field(repr=False, compare=False)
 
@@ -154,6 +158,7 @@ def _sqlite(db: Database, domain: str) -> Repositories:
         offline=OfflineMessageRepository(db),
         server_state=ServerStateRepository(db),
         sign_ins=SignInRepository(db),
+        display_names=DisplayNameRepository(db),
         _close=db.close,
     )
 
@@ -170,6 +175,7 @@ def _postgres(pool: Pool, domain: str) -> Repositories:
         offline=pg_offline.OfflineMessageRepository(pool),
         server_state=pg_server_state.ServerStateRepository(pool),
         sign_ins=pg_sign_ins.SignInRepository(pool),
+        display_names=pg_display_names.DisplayNameRepository(pool),
         _close=pool.close,
     )
 

@@ -180,6 +180,20 @@ class SignInStore(Protocol):
         """Drop the account's sign-ins named by `ids`, or all of them; those dropped, by id."""
 
 
+class DisplayNameStore(Protocol):
+    """Each account's display name: what lists show instead of the bare JID."""
+
+    async def get(self, owner: str) -> str | None: ...
+
+    async def set(self, owner: str, name: str) -> bool:
+        """Store the owner's name, replacing any; False if there is no such account."""
+
+    async def clear(self, owner: str) -> None: ...
+
+    async def all(self) -> dict[str, str]:
+        """Every stored name, by owner."""
+
+
 class ServerStateStore(Protocol):
     """Server-wide durable values."""
 

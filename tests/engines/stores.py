@@ -23,6 +23,8 @@ from chorus_presence.config import StorageConfig
 from chorus_presence.storage.factory import Repositories, open_repositories
 
 BACKENDS = ("sqlite", "postgresql")
+# The domain of the `store` fixture's backends (tests/unit/conftest.py).
+STORE_DOMAIN = "chorus.test"
 
 
 @dataclass(frozen=True)

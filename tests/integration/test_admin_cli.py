@@ -48,7 +48,7 @@ async def test_user_commands_are_live(harness: Harness, caplog: pytest.LogCaptur
     assert f"dave@{DOMAIN}" in added.out
     dave = await harness.login("dave", "n3w pass")
     assert (await cli(config, "user", "list", "--json")).json() == [
-        {"username": "dave", "jid": f"dave@{DOMAIN}", "disabled": False}
+        {"username": "dave", "jid": f"dave@{DOMAIN}", "disabled": False, "name": None}
     ]
     await fails(
         config, 1, "user", "add", "dave", "--password-stdin", needle=f"dave@{DOMAIN} already exists"
@@ -66,10 +66,10 @@ async def test_user_commands_are_live(harness: Harness, caplog: pytest.LogCaptur
     token = plain_token("dave", "n3w pass")
     refused.send(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>")
     await refused.expect(b"<not-authorized/>")
-    assert (await ok(config, "user", "export")).out == "username,disabled\ndave,true\n"
+    assert (await ok(config, "user", "export")).out == "username,disabled,name\ndave,true,\n"
     await ok(config, "user", "enable", "dave")
     assert (await cli(config, "user", "export", "--json")).json() == [
-        {"username": "dave", "disabled": False}
+        {"username": "dave", "disabled": False, "name": None}
     ]
     await ok(config, "user", "passwd", "dave", "--password-stdin", stdin="other\n")
     dave = await harness.login("dave", "other")

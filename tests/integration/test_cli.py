@@ -145,7 +145,7 @@ async def test_user_lifecycle(tmp_path: Path, config: Path) -> None:
     assert "alice@localhost" in table.stdout
     listing = cli("user", "list", "--json", config=config)
     assert json.loads(listing.stdout) == [
-        {"username": "alice", "jid": "alice@localhost", "disabled": False}
+        {"username": "alice", "jid": "alice@localhost", "disabled": False, "name": None}
     ]
 
     changed = cli("user", "passwd", "alice", "--password-stdin", config=config, stdin="n3w\n")

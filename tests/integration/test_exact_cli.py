@@ -221,8 +221,10 @@ async def test_piped_tables_keep_every_jid_whole(harness: Harness) -> None:
         [BOB, "available", "phone", "available", "-", "0"],
     ]
 
-    users = plain_rows((await ok("--config", config, "user", "list")).out, "Username|JID|State")
-    assert users == [[LONG_USER, LONG_JID, "enabled"], ["bob", BOB, "enabled"]]
+    users = plain_rows(
+        (await ok("--config", config, "user", "list")).out, "Username|JID|State|Name"
+    )
+    assert users == [[LONG_USER, LONG_JID, "enabled", "-"], ["bob", BOB, "enabled", "-"]]
 
     roster = plain_rows(
         (await ok("--config", config, "roster", "show", "bob")).out,
@@ -243,11 +245,13 @@ async def test_user_list_shows_disabled_accounts_and_disabling_twice_says_so(
     assert (await ok("--config", config, "user", "disable", "alice")).out == f"Disabled {ALICE}\n"
 
     assert (await ok("--config", config, "user", "list", "--json")).json() == [
-        {"username": "alice", "jid": ALICE, "disabled": True},
-        {"username": "bob", "jid": BOB, "disabled": False},
+        {"username": "alice", "jid": ALICE, "disabled": True, "name": None},
+        {"username": "bob", "jid": BOB, "disabled": False, "name": None},
     ]
-    table = plain_rows((await ok("--config", config, "user", "list")).out, "Username|JID|State")
-    assert table == [["alice", ALICE, "disabled"], ["bob", BOB, "enabled"]]
+    table = plain_rows(
+        (await ok("--config", config, "user", "list")).out, "Username|JID|State|Name"
+    )
+    assert table == [["alice", ALICE, "disabled", "-"], ["bob", BOB, "enabled", "-"]]
 
     # Again: nothing changes, it says so, and a script that makes sure of it succeeds.
     again = await ok("--config", config, "user", "disable", "alice")

@@ -18,7 +18,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -29,21 +28,14 @@ from chorus_presence.storage.rosters import PendingRequest, Roster, RosterChange
 from chorus_presence.storage.routing import StoredRouting
 from chorus_presence.storage.settings import UserSettings
 from chorus_presence.storage.sign_ins import SignIn, StoredToken, TokenUse
-from tests.engines.stores import BACKENDS, StoreUnderTest
+from tests.engines.stores import STORE_DOMAIN, StoreUnderTest
 
-DOMAIN = "chorus.test"
+DOMAIN = STORE_DOMAIN
 ALICE = f"alice@{DOMAIN}"
 BOB = f"bob@{DOMAIN}"
 CAROL = f"carol@{DOMAIN}"
 DAVE = f"dave@{DOMAIN}"
 USERS = ("alice", "bob", "carol", "dave")
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUnderTest:
-    if request.param == "sqlite":
-        return StoreUnderTest.sqlite(tmp_path / "chorus.db", DOMAIN)
-    return StoreUnderTest.postgresql(request.getfixturevalue("postgres_url"), DOMAIN)
 
 
 @pytest.fixture

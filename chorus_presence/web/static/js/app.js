@@ -10,7 +10,7 @@ import { $, announce, h, initials } from "./dom.js";
 import { popover } from "./popover.js";
 import { Router } from "./router.js";
 import { Session } from "./session.js";
-import { DeviceSettings, PresenceSettings } from "./settings.js";
+import { DeviceSettings, PresenceSettings, ProfileSettings } from "./settings.js";
 import { SignIn } from "./signin.js";
 
 const REMEMBERED = "chorus-portal-address";
@@ -136,9 +136,13 @@ function setUpPresenceMenu(session) {
 }
 
 function setUpUserMenu(session, signIn) {
-  const name = session.bare.split("@")[0];
-  $("#user-name").textContent = name;
-  $("#user-avatar").textContent = initials(name);
+  const showName = () => {
+    const name = session.nameOf(session.bare);
+    $("#user-name").textContent = name;
+    $("#user-avatar").textContent = initials(name);
+  };
+  showName();
+  session.addEventListener("names", showName);
   $("#user-jid").textContent = session.bare;
   const menu = popover($("#user-button"), $("#user-menu"), {
     onOpen: () => $("#user-menu-settings").focus(),
@@ -182,6 +186,8 @@ async function startPortal(client, signIn, signInAgain) {
   const devices = new DeviceSettings(session);
   new BlockListSettings(session);
   router.onSettings.devices = () => devices.show();
+  const profile = new ProfileSettings(session);
+  router.onSettings.profile = () => profile.show();
   const browsers = new SignedInBrowsers(session, signIn);
   router.onSettings.browsers = () => browsers.show();
   session.addEventListener("connection", (event) => {

@@ -2,12 +2,13 @@
 // worded apart from it: whoever is on this one exchanges nothing at all with the user.
 
 import { unblock } from "./chorus.js";
-import { $, flash, h } from "./dom.js";
+import { $, flash, h, who } from "./dom.js";
 
 export class BlockListSettings {
   constructor(session) {
     this.session = session;
     session.addEventListener("blocked", () => this.render());
+    session.addEventListener("names", () => this.render());
     this.render();
   }
 
@@ -21,7 +22,7 @@ export class BlockListSettings {
         h(
           "li",
           { class: "person", dataset: { jid } },
-          h("div", { class: "person-main" }, h("span", { class: "person-jid" }, jid)),
+          h("div", { class: "person-main" }, who(this.session.knownName(jid), jid)),
           h(
             "div",
             { class: "row-actions" },

@@ -2,7 +2,7 @@
 // delivers them to every device the contact is logged in on, or answers that they are not.
 
 import { BLOCKED_NOTE } from "./contacts.js";
-import { $, announce, displayName, h } from "./dom.js";
+import { $, announce, h } from "./dom.js";
 import { moment, since } from "./times.js";
 import { NS, child, x } from "./xml.js";
 
@@ -47,14 +47,24 @@ export class Chats {
     const all = () => {
       for (const jid of this.chats.keys()) this.#presenceChanged(jid);
     };
+    // A name given in the roster, or one chosen by the contact, may arrive after the chat opened.
+    const renamed = () => {
+      for (const [jid, chat] of this.chats) {
+        const name = this.name(jid);
+        chat.tab.querySelector(".chat-tab-name").textContent = name;
+        chat.panel.querySelector(".chat-title").textContent = name;
+      }
+    };
     session.addEventListener("roster", all);
+    session.addEventListener("roster", renamed);
     session.addEventListener("blocked", all);
     session.addEventListener("last-seen", all);
+    session.addEventListener("names", renamed);
     this.tabs.addEventListener("keydown", (event) => this.#tabKeys(event));
   }
 
   name(jid) {
-    return displayName(jid, this.session.roster.get(jid)?.name);
+    return this.session.nameOf(jid);
   }
 
   open(jid, { focus = true } = {}) {

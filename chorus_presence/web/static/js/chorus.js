@@ -238,3 +238,25 @@ export async function lastLoggedIn(client, jid) {
     return null;
   }
 }
+
+// Display names (vCard4, XEP-0292): the 'fn' of an account's vCard
+
+/** The display name an account chose, or null: none set, or not allowed to know. */
+export async function getDisplayName(client, jid) {
+  try {
+    const result = await client.iq("get", x("vcard", { xmlns: NS.vcard4 }), jid);
+    const fn = child(child(result, "vcard", NS.vcard4), "fn", NS.vcard4);
+    return text(fn, "text", NS.vcard4) || null;
+  } catch (error) {
+    // Lost with the connection: worth asking again over the next one.
+    if (error.condition === "not-connected" || error.condition === "remote-server-timeout") throw error;
+    // forbidden: a blocked or nonexistent account, which has nothing to show either.
+    return null;
+  }
+}
+
+/** Sets the user's own display name; an empty one clears it. The server's refusal is thrown. */
+export async function setDisplayName(client, name) {
+  const card = name ? [x("fn", {}, x("text", {}, name))] : [];
+  await client.iq("set", x("vcard", { xmlns: NS.vcard4 }, card));
+}

@@ -1,8 +1,10 @@
 // The contact list: contacts who share their presence, by roster group and by state, then
 // those who do not in a section of their own; a search box; adding and removing contacts.
+// Each row shows the contact's name (the user's own name for them, else the one they chose)
+// with the address beneath it.
 
 import { addContact, removeContact } from "./chorus.js";
-import { $, announce, displayName, flash, h, initials } from "./dom.js";
+import { $, announce, flash, h, initials } from "./dom.js";
 import { moment, since } from "./times.js";
 import { bareJid } from "./xmpp.js";
 
@@ -66,6 +68,7 @@ export class ContactList {
     session.addEventListener("blocked", () => this.render());
     session.addEventListener("visibility", () => this.render());
     session.addEventListener("last-seen", () => this.render());
+    session.addEventListener("names", () => this.render());
     session.addEventListener("connection", () => this.#showConnection());
     session.addEventListener("presence", (event) => this.#presenceChanged(event.detail));
     this.search.addEventListener("input", () => this.#filter());
@@ -94,7 +97,7 @@ export class ContactList {
     const focused = document.activeElement;
     const session = this.session;
     const items = [...session.roster.values()];
-    const name = (item) => displayName(item.jid, item.name);
+    const name = (item) => session.nameOf(item.jid);
     const byName = (a, b) => name(a).localeCompare(name(b));
     const sharing = items.filter((item) => session.canSee(item.jid) && !session.isBlocked(item.jid));
     const others = items.filter((item) => !sharing.includes(item));
@@ -233,7 +236,7 @@ export class ContactList {
     this.render();
     const item = this.session.roster.get(jid);
     if (!item || !live) return;
-    const name = displayName(jid, item.name);
+    const name = this.session.nameOf(jid);
     const before = previous ? `${previous.label}|${previous.status}` : "offline";
     const after = current ? `${current.label}|${current.status}` : "offline";
     if (before === after) return;
@@ -283,7 +286,7 @@ export class ContactList {
   }
 
   #showActions(row, jid) {
-    const name = displayName(jid, this.session.roster.get(jid)?.name);
+    const name = this.session.nameOf(jid);
     const actions = row.querySelector(".row-actions");
     actions.replaceChildren(
       h(
@@ -311,7 +314,7 @@ export class ContactList {
   }
 
   #confirmRemove(row, jid) {
-    const name = displayName(jid, this.session.roster.get(jid)?.name);
+    const name = this.session.nameOf(jid);
     const actions = row.querySelector(".row-actions");
     const cancel = h(
       "button",
@@ -352,7 +355,7 @@ export class ContactList {
 
   #update(row, item) {
     const shown = describe(this.session, item);
-    const name = displayName(item.jid, item.name);
+    const name = this.session.nameOf(item.jid);
     row.querySelector(".avatar").textContent = initials(name);
     row.querySelector(".contact-name").textContent = name;
     row.querySelector(".contact-jid").textContent = item.jid;

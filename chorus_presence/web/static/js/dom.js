@@ -35,8 +35,14 @@ export function announce(message) {
   }, 50);
 }
 
-export function displayName(jid, name) {
-  return name || jid.split("@")[0];
+/** Who a list row is about: their name with the address beneath it, or the address alone. */
+export function who(name, jid) {
+  return h(
+    "span",
+    { class: "person-who" },
+    name ? h("span", { class: "person-name" }, name) : null,
+    h("span", { class: name ? "person-jid is-secondary" : "person-jid" }, jid),
+  );
 }
 
 export function initials(text) {

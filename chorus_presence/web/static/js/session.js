@@ -5,6 +5,7 @@
 
 import {
   getBlockList,
+  getDisplayName,
   getRoster,
   getVisibility,
   lastLoggedIn,
@@ -13,6 +14,7 @@ import {
   readBlockPush,
   readPresence,
   readRosterItem,
+  setDisplayName,
 } from "./chorus.js";
 import { NS, child, children, x } from "./xml.js";
 import { bareJid } from "./xmpp.js";
@@ -26,8 +28,8 @@ const SEES = new Set(["to", "both"]);
  * "pending-count" (the server said how many requests wait; `pendingCount` has it),
  * "subscribe" (detail: {jid}), "message" (detail: {jid, id, body}),
  * "message-error" (detail: {jid, id, error stanza}), "own-presence", "blocked" (the XEP-0191
- * list changed), "last-seen" (detail: {jid}), "connection" (`connected` changed; detail:
- * {reason} when it dropped).
+ * list changed), "last-seen" (detail: {jid}), "names" (display names arrived or changed),
+ * "connection" (`connected` changed; detail: {reason} when it dropped).
  */
 export class Session extends EventTarget {
   constructor(client) {
@@ -41,6 +43,10 @@ export class Session extends EventTarget {
     this.presences = new Map();
     // bare JID -> when they were last logged in, as far as anyone told this page.
     this.lastSeen = new Map();
+    // bare JID -> the display name the account chose (vCard4), or null for none; asked once
+    // per page load, the user's own included.
+    this.names = new Map();
+    this.askedNames = new Set();
     // The XEP-0191 block list: bare JIDs and domains.
     this.blocked = new Set();
     this.visibility = { policy: "ask", awayWhenOffline: false, pending: [], allowed: [], blocked: [] };
@@ -96,6 +102,42 @@ export class Session extends EventTarget {
     this.emit("own-presence");
   }
 
+  /**
+   * What to call someone: the name the user gave the contact in their roster, else the name
+   * the account chose for itself, else the address's local part.
+   */
+  nameOf(jid) {
+    return this.knownName(jid) || jid.split("@")[0];
+  }
+
+  /** The roster's name for someone, else the one they chose; null when neither is known. */
+  knownName(jid) {
+    return this.roster.get(jid)?.name || this.names.get(jid) || null;
+  }
+
+  /** Sets the user's own display name ("" clears it); the server's refusal is thrown. */
+  async setOwnName(name) {
+    await setDisplayName(this.client, name);
+    this.names.set(this.bare, name || null);
+    this.emit("names");
+  }
+
+  /** Asks the server, once per page load, for the display names of these addresses. */
+  askNames(jids) {
+    const wanted = [...new Set(jids)].filter((jid) => jid.includes("@") && !this.askedNames.has(jid));
+    if (!wanted.length) return;
+    for (const jid of wanted) this.askedNames.add(jid);
+    Promise.all(
+      wanted.map((jid) =>
+        getDisplayName(this.client, jid).then(
+          (name) => this.names.set(jid, name),
+          // The connection dropped: the next one's load asks again.
+          () => this.askedNames.delete(jid),
+        ),
+      ),
+    ).then(() => this.emit("names"));
+  }
+
   /** The presence shown for a contact: the newest of their online resources, or null. */
   presenceOf(jid) {
     const resources = this.presences.get(jid);
@@ -135,6 +177,8 @@ export class Session extends EventTarget {
         } while (this.refreshAgain);
         this.pendingCount = this.visibility.pending.length;
         this.emit("visibility");
+        const { pending, allowed, blocked } = this.visibility;
+        this.askNames([...pending.map((entry) => entry.jid), ...allowed, ...blocked]);
       } finally {
         this.refreshing = null;
       }
@@ -171,6 +215,7 @@ export class Session extends EventTarget {
     this.blocked = new Set(blocked);
     this.emit("roster");
     this.emit("blocked");
+    this.askNames([this.bare, ...this.roster.keys(), ...this.blocked]);
     // Initial presence last: it makes the server send contacts' presence and the requests
     // still pending, which find the roster already loaded. The server answers the probes
     // before it reads the ping that follows, so the pong marks the end of those answers.
@@ -199,7 +244,10 @@ export class Session extends EventTarget {
     const jid = bareJid(from);
     const type = stanza.getAttribute("type") || "available";
     if (SUBSCRIPTION_TYPES.has(type)) {
-      if (type === "subscribe") this.emit("subscribe", { jid });
+      if (type === "subscribe") {
+        this.askNames([jid]);
+        this.emit("subscribe", { jid });
+      }
       this.refreshVisibility().catch(() => {});
       return;
     }
@@ -288,6 +336,7 @@ export class Session extends EventTarget {
       }
     }
     this.emit("roster");
+    this.askNames([...this.roster.keys()]);
     // Subscription changes move people between the visibility lists.
     this.refreshVisibility().catch(() => {});
     // A contact who now shares their presence and is not logged in: since when?
@@ -304,5 +353,6 @@ export class Session extends EventTarget {
     else if (jids.length === 0) this.blocked.clear();
     else for (const jid of jids) this.blocked.delete(jid);
     this.emit("blocked");
+    if (kind === "block") this.askNames(jids);
   }
 }

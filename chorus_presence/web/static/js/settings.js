@@ -11,7 +11,7 @@ import {
   setRouting,
   setVisibility,
 } from "./chorus.js";
-import { $, announce, flash, h } from "./dom.js";
+import { $, announce, flash, h, who } from "./dom.js";
 
 const MAX_DEVICES = 32;
 
@@ -30,6 +30,8 @@ export class PresenceSettings {
       this.#save();
     });
     session.addEventListener("visibility", () => this.render());
+    session.addEventListener("names", () => this.render());
+    session.addEventListener("roster", () => this.render());
     session.addEventListener("pending-count", () => this.#showPendingCount());
     const exception = $("#exception-form");
     // Enter alone must not pick Allow or Block for the user.
@@ -88,7 +90,7 @@ export class PresenceSettings {
           h(
             "div",
             { class: "person-main" },
-            h("span", { class: "person-jid" }, jid),
+            who(this.session.knownName(jid), jid),
             note ? h("span", { class: "person-note" }, `“${note}”`) : null,
           ),
           h(
@@ -361,5 +363,41 @@ export class DeviceSettings {
 
   presenceChanged() {
     if (this.config) this.#showRoute();
+  }
+}
+
+/** Settings -> Profile: the user's own display name, set with vCard4 as any client would. */
+export class ProfileSettings {
+  constructor(session) {
+    this.session = session;
+    this.input = $("#own-name");
+    this.dirty = false;
+    this.input.addEventListener("input", () => {
+      this.dirty = true;
+      flash($("#own-name-result"), "");
+    });
+    $("#name-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.#save();
+    });
+    session.addEventListener("names", () => this.show());
+  }
+
+  show() {
+    if (!this.dirty) this.input.value = this.session.names.get(this.session.bare) || "";
+  }
+
+  async #save() {
+    const result = $("#own-name-result");
+    const name = this.input.value.trim();
+    try {
+      await this.session.setOwnName(name);
+      this.dirty = false;
+      this.input.value = name;
+      flash(result, name ? "Saved." : "Saved: your address is shown.");
+    } catch (error) {
+      flash(result, `Not saved: ${error.message}`, "error");
+      this.input.focus();
+    }
   }
 }

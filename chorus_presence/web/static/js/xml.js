@@ -18,6 +18,7 @@ export const NS = {
   state: "urn:chorus:presence:0",
   visibility: "urn:chorus:visibility:0",
   routing: "urn:chorus:routing:0",
+  vcard4: "urn:ietf:params:xml:ns:vcard-4.0",
 };
 
 const factory = document.implementation.createDocument(null, null, null);
