@@ -1,4 +1,5 @@
-"""Fixtures: a test certificate for the session and a fresh server per test."""
+"""Fixtures: a test certificate for the session, a fresh server per test and, for the portal's
+tests, a browser."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser
 
 from chorus_presence.certs import ensure_certificate
 from tests.integration.harness import DOMAIN, Harness, quiet_slixmpp, start_server, write_config
+from tests.integration.harness.browser import chromium
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +39,10 @@ async def harness(
         yield running
     finally:
         await running.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """A headless Chromium for the portal's tests, closed after the test."""
+    async with chromium() as launched:
+        yield launched

@@ -4,8 +4,6 @@ words, while rows older versions let in still move between the lists."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -16,7 +14,6 @@ from tests.integration.harness import (
     online,
     presence_of,
 )
-from tests.integration.harness.browser import chromium
 from tests.integration.harness.portal import portal
 
 ALICE, BOB, CAROL = (f"{name}@{DOMAIN}" for name in ("alice", "bob", "carol"))
@@ -24,12 +21,6 @@ GHOST, PHANTOM = f"ghost@{DOMAIN}", f"phantom@{DOMAIN}"
 WEB = pytest.mark.server_config(web={"enabled": True, "port": 0})
 
 expect.set_options(timeout=10_000)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def open_presence_settings(page: Page) -> None:

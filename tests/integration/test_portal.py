@@ -6,8 +6,6 @@ Set PORTAL_SCREENSHOTS to a directory to keep a screenshot of each main screen t
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from playwright.async_api import Browser, Page, expect
 
@@ -19,7 +17,6 @@ from tests.integration.harness import (
     presence_of,
     roster_of,
 )
-from tests.integration.harness.browser import chromium
 from tests.integration.harness.portal import portal, screenshot
 
 ALICE, BOB, CAROL = (f"{name}@{DOMAIN}" for name in ("alice", "bob", "carol"))
@@ -29,12 +26,6 @@ EVERYONE = "Everyone can see my presence status (except explicitly blocked users
 WAIT_MS = 10_000
 
 expect.set_options(timeout=WAIT_MS)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 def contact(page: Page, jid: str):

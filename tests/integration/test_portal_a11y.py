@@ -6,14 +6,11 @@ of its own, never by colour alone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from chorus_presence.admin.presence import session_kick
 from tests.integration.harness import PASSWORD, Harness, Inbox, presence_of
-from tests.integration.harness.browser import chromium
 from tests.integration.harness.portal import (
     axe_violations,
     company,
@@ -30,12 +27,6 @@ SIZES = pytest.mark.parametrize("size", ["desktop", "phone"])
 TONES = ("available", "away", "busy", "offline", "blocked", "unknown")
 
 expect.set_options(timeout=10_000)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def clean(page: Page, screen: str) -> None:

@@ -29,7 +29,6 @@ from tests.integration.harness import (
     start_server,
     write_config,
 )
-from tests.integration.harness.browser import chromium
 from tests.integration.harness.portal import check_screen, jid, portal, screenshot
 
 ALICE, BOB = jid("alice"), jid("bob")
@@ -46,12 +45,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

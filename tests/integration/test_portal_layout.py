@@ -10,13 +10,11 @@ Set PORTAL_SCREENSHOTS to a directory to keep a screenshot of each screen there.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
 from tests.integration.harness import Harness, online, presence_of
-from tests.integration.harness.browser import chromium
 from tests.integration.harness.portal import (
     LONG_DEVICE,
     LONG_GROUP,
@@ -41,12 +39,6 @@ SIZES = pytest.mark.parametrize("size", ["desktop", "phone"])
 LAST_SEEN = re.compile(r"^Last seen (at|yesterday at|on) .+")
 
 expect.set_options(timeout=10_000)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 def row(page: Page, who: str, section: str | None = None):

@@ -6,13 +6,11 @@ token, and revoking a browser from another signs it out there and then.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.integration.harness import DOMAIN, PASSWORD, Harness
-from tests.integration.harness.browser import chromium
 from tests.integration.harness.fast import secure, token_login
 
 ALICE = f"alice@{DOMAIN}"
@@ -22,12 +20,6 @@ SIGN_IN_HEADING = "Sign in to Chorus Presence"
 
 expect.set_options(timeout=10_000)
 pytestmark = pytest.mark.server_config(**WEB)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 async def new_browser(browser: Browser) -> BrowserContext:
