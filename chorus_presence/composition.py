@@ -28,6 +28,7 @@ from chorus_presence.core import topics
 from chorus_presence.core.account_locks import AccountLocks
 from chorus_presence.core.background import BackgroundWork
 from chorus_presence.core.bus import Bus
+from chorus_presence.core.clock import Clock, SystemClock
 from chorus_presence.core.kdf_pool import KdfPool
 from chorus_presence.core.limits import Limits, WarningThrottle
 from chorus_presence.core.metrics import Metrics
@@ -58,6 +59,7 @@ from chorus_presence.services.registration import RegistrationService
 from chorus_presence.services.roster_iq import RosterIq
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.sign_ins import SignInService
+from chorus_presence.services.state_expiry import StateExpiryService
 from chorus_presence.services.subscriptions import SubscriptionService
 from chorus_presence.services.visibility import VisibilityService
 from chorus_presence.storage.factory import Repositories, open_repositories, quiet_driver_logging
@@ -80,10 +82,15 @@ STREAMS_STOP_SECONDS = 3.5
 
 
 async def build(
-    config: Config, repositories: Repositories, ssl_context: ssl.SSLContext | None
+    config: Config,
+    repositories: Repositories,
+    ssl_context: ssl.SSLContext | None,
+    clock: Clock | None = None,
 ) -> Components:
-    """Every part of one server, in dependency order, subscribed to one bus."""
+    """Every part of one server, in dependency order, subscribed to one bus. `clock` is the
+    wall clock of what happens at a time of day (the system's unless a test drives it)."""
     domain = config.domain
+    clock = clock or SystemClock()
     bus = Bus()
     sessions = SessionRegistry()
     metrics = Metrics(lambda: len(sessions))
@@ -141,7 +148,15 @@ async def build(
     adhoc = AdhocService(bus, domain=domain)
     adhoc_visibility.register(adhoc, visibility)
     adhoc_call_routing.register(adhoc, call_routing)
-    adhoc_state.register(adhoc, presence, domain=domain)
+    expiry = await StateExpiryService.load(
+        repositories.state_expiries,
+        repositories.settings,
+        presence,
+        background,
+        clock,
+        domain=domain,
+    )
+    adhoc_state.register(adhoc, presence, expiry, domain=domain)
     messages = MessageService(
         repositories.offline,
         sessions,
@@ -168,6 +183,7 @@ async def build(
         rosters,
         RosterIq(rosters, subscriptions),
         presence,
+        expiry,
         subscriptions,
         visibility,
         adhoc,
@@ -237,8 +253,10 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
 class Server:
     """A running chorus-presence: database, services and the c2s listener."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
         self.config = config
+        # The wall clock of what happens at a time of day; tests pass one they move.
+        self.clock = clock
         self.ctx: Components | None = None
         self._listener: asyncio.Server | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
@@ -259,7 +277,7 @@ class Server:
         ssl_context = make_ssl_context(config) if listen else None
         repositories = await open_repositories(config.storage, config.domain)
         try:
-            self.ctx = await build(config, repositories, ssl_context)
+            self.ctx = await build(config, repositories, ssl_context, self.clock)
             if not listen:
                 return
             if self.ctx.cluster is not None:

@@ -13,6 +13,7 @@ says it changed. Needs the `client` extra (slixmpp).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import ClassVar
 
 from slixmpp import JID
@@ -101,11 +102,26 @@ class Chorus(BasePlugin):
 
     # Presence states
 
-    def send_state(self, state: str, status: str | None = None, priority: int | None = None):
-        """Set the user's presence state (available, away, brb, dnd, busy, in-meeting)."""
+    def send_state(
+        self,
+        state: str,
+        status: str | None = None,
+        priority: int | None = None,
+        *,
+        until: datetime | None = None,
+        clear_after: str | None = None,
+    ):
+        """Set the user's presence state (available, away, brb, dnd, busy, in-meeting). The
+        server reverts it to Available with no text at `until` (an aware datetime), or after
+        `clear_after`: a duration such as "PT30M", or "today" or "this-week" (in the user's
+        time zone). A presence sent later without either cancels it."""
         presence = self.xmpp.make_presence(pstatus=status, ppriority=priority)
         node = ET.SubElement(presence.xml, f"{{{PRESENCE}}}state")
         node.text = state
+        if until is not None:
+            node.set("until", until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        if clear_after is not None:
+            node.set("for", clear_after)
         presence.send()
 
     @staticmethod
@@ -113,6 +129,23 @@ class Chorus(BasePlugin):
         """The exact state a received presence carries, if any."""
         node = presence.xml.find(f"{{{PRESENCE}}}state")
         return node.text if node is not None else None
+
+    @staticmethod
+    def until_of(presence) -> datetime | None:
+        """When the state a received presence carries clears itself (UTC), if it does."""
+        node = presence.xml.find(f"{{{PRESENCE}}}state")
+        until = node.get("until") if node is not None else None
+        return datetime.fromisoformat(until) if until else None
+
+    async def time_zone(self) -> str:
+        """The user's time zone (IANA name), in which "today" and "this-week" end."""
+        node = await self._query("get", ET.Element(f"{{{PRESENCE}}}time-zone"))
+        return node.get("name")
+
+    async def set_time_zone(self, name: str) -> str:
+        """Set the user's time zone; a name zoneinfo does not know raises IqError."""
+        node = ET.Element(f"{{{PRESENCE}}}time-zone", {"name": name})
+        return (await self._query("set", node)).get("name")
 
     # Who may see my presence
 

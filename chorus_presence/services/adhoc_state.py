@@ -6,21 +6,20 @@ the chosen state (its `<show>` and default `<status>` follow from `rich_states`)
 text, keeping the rest of that resource's presence (priority, capabilities). The presence
 service takes it as if the resource had sent it and broadcasts it through the same filters, so
 contacts see only what visibility and blocks allow. The state lasts until a client sends its
-own presence, which wins on its resource.
+own presence, which wins on its resource, or until the time chosen in "Clear after"
+(`state_expiry`), when the server reverts it to Available with no text.
 """
 
 from __future__ import annotations
 
-import copy
-
-from chorus_presence.services import adhoc_call_routing, rich_states
+from chorus_presence.services import adhoc_call_routing, rich_states, state_expiry
 from chorus_presence.services.adhoc import AdhocService
 from chorus_presence.services.presence import PresenceService
-from chorus_presence.xmpp import namespaces as ns
+from chorus_presence.services.state_expiry import StateExpiryService
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.forms import Field, FieldValue, Form, Option
 from chorus_presence.xmpp.jid import JID
-from chorus_presence.xmpp.stanza import Element, child
+from chorus_presence.xmpp.stanza import Element
 
 NODE = "urn:chorus:cmd:state"
 TITLE = "Set my status"
@@ -28,12 +27,26 @@ TITLE = "Set my status"
 STATE_LABELS = {state: adhoc_call_routing.STATE_LABELS[state] for state in rich_states.STATES}
 STATE_FIELD = "Status"
 TEXT_FIELD = "Custom status text"
+CLEAR_FIELD = "Clear after"
+NEVER = "never"
+# What "Clear after" offers, as `for` values of the presence extension.
+CLEAR_LABELS = {
+    NEVER: "Don't clear",
+    "PT30M": "30 minutes",
+    "PT1H": "1 hour",
+    "PT4H": "4 hours",
+    state_expiry.TODAY: "Today",
+    state_expiry.THIS_WEEK: "This week",
+}
 INSTRUCTIONS = "Sets the status of each of your online resources, until your client sends its own."
 
 
 class StateCommand:
-    def __init__(self, presence: PresenceService, *, domain: str) -> None:
+    def __init__(
+        self, presence: PresenceService, expiry: StateExpiryService, *, domain: str
+    ) -> None:
         self._presence = presence
+        self._expiry = expiry
         self._domain = domain
 
     async def start(self, owner: str) -> Element:
@@ -48,6 +61,14 @@ class StateCommand:
                 required=True,
             ),
             Field("text-single", "text", TEXT_FIELD, value=text, desc="Leave it empty for none."),
+            Field(
+                "list-single",
+                "clear",
+                CLEAR_FIELD,
+                value=NEVER,
+                options=tuple(Option(value, label) for value, label in CLEAR_LABELS.items()),
+                desc="Today and this week end in your time zone.",
+            ),
         )
         return Form(fields, title=TITLE, instructions=INSTRUCTIONS).to_element()
 
@@ -61,10 +82,16 @@ class StateCommand:
                 f"Custom status text is {len(text)} characters;"
                 f" at most {rich_states.MAX_STATUS_CHARS} are allowed",
             )
+        clear = str(values.get("clear", NEVER))
+        until = None if clear == NEVER else await self._expiry.resolve(owner, period=clear)
         user = JID(owner, self._domain)
         changed = 0
         for session, resource in self._presence.available(user):
-            presence = _with_state(resource.stanza, state, text)
+            presence = rich_states.with_state(resource.stanza, state, text)
+            if until is not None:
+                node = presence.find(rich_states.STATE)
+                assert node is not None
+                node.set(state_expiry.UNTIL, state_expiry.format_until(until))
             changed += await self._presence.replace_presence(session, presence)
         if not changed:
             raise StanzaError(
@@ -72,7 +99,10 @@ class StateCommand:
                 f"None of {user}'s resources is available: send your presence first",
             )
         label = STATE_LABELS[state]
-        return f"Your status is now {label}: {text}." if text else f"Your status is now {label}."
+        note = f"Your status is now {label}: {text}." if text else f"Your status is now {label}."
+        if until is not None:
+            note += f" It clears at {state_expiry.format_until(until)}."
+        return note
 
     def _current(self, owner: str) -> tuple[str, str | None]:
         """The state and custom text of the user's latest presence change."""
@@ -87,18 +117,7 @@ class StateCommand:
         return latest.state, text
 
 
-def _with_state(presence: Element, state: str, text: str | None) -> Element:
-    """A copy of a resource's presence with its state and text replaced, the rest kept (the
-    stored original is never changed once sent)."""
-    updated = copy.deepcopy(presence)
-    for tag in (rich_states.SHOW, rich_states.STATUS, rich_states.STATE):
-        for node in updated.findall(tag):
-            updated.remove(node)
-    child(updated, "state", namespace=ns.CHORUS_PRESENCE, text=state)
-    if text is not None:
-        child(updated, "status", text=text)
-    return updated
-
-
-def register(adhoc: AdhocService, presence: PresenceService, *, domain: str) -> None:
-    adhoc.register(NODE, TITLE, StateCommand(presence, domain=domain))
+def register(
+    adhoc: AdhocService, presence: PresenceService, expiry: StateExpiryService, *, domain: str
+) -> None:
+    adhoc.register(NODE, TITLE, StateCommand(presence, expiry, domain=domain))

@@ -7,6 +7,7 @@ carries all three consistently (DESIGN section 1, "States").
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from chorus_presence.xmpp import namespaces as ns
@@ -83,3 +84,17 @@ def offline_presence(bare_jid: str) -> Element:
     child(presence, "status", text=OFFLINE_INFO.default_status)
     child(presence, "state", namespace=ns.CHORUS_PRESENCE, text=OFFLINE)
     return presence
+
+
+def with_state(presence: Element, state: str, text: str | None) -> Element:
+    """A copy of a resource's presence with its state and text replaced (and any expiry with
+    them), the rest kept: priority, capabilities. The stored original is never changed once
+    sent."""
+    updated = copy.deepcopy(presence)
+    for tag in (SHOW, STATUS, STATE):
+        for node in updated.findall(tag):
+            updated.remove(node)
+    child(updated, "state", namespace=ns.CHORUS_PRESENCE, text=state)
+    if text is not None:
+        child(updated, "status", text=text)
+    return updated

@@ -29,6 +29,7 @@ from chorus_presence.storage.interfaces import (
     ServerStateStore,
     SettingsStore,
     SignInStore,
+    StateExpiryStore,
 )
 from chorus_presence.storage.last_activity import LastActivityRepository
 from chorus_presence.storage.offline import OfflineMessageRepository
@@ -44,6 +45,7 @@ from chorus_presence.storage.postgres import schema as pg_schema
 from chorus_presence.storage.postgres import server_state as pg_server_state
 from chorus_presence.storage.postgres import settings as pg_settings
 from chorus_presence.storage.postgres import sign_ins as pg_sign_ins
+from chorus_presence.storage.postgres import state_expiry as pg_state_expiry
 from chorus_presence.storage.postgres import visibility as pg_visibility
 from chorus_presence.storage.postgres.pool import Pool
 from chorus_presence.storage.rosters import RosterRepository
@@ -51,6 +53,7 @@ from chorus_presence.storage.routing import RoutingRepository
 from chorus_presence.storage.server_state import ServerStateRepository
 from chorus_presence.storage.settings import SettingsRepository
 from chorus_presence.storage.sign_ins import SignInRepository
+from chorus_presence.storage.state_expiry import StateExpiryRepository
 from chorus_presence.storage.visibility import PresenceBlockRepository
 
 
@@ -72,6 +75,8 @@ class Repositories:
     # Clients that stay logged in with tokens (XEP-0484).
     sign_ins: SignInStore
     display_names: DisplayNameStore
+    # Each user's latest state set with an expiry.
+    state_expiries: StateExpiryStore
     # Releases the backend's connection; kept private so nothing reaches past the stores.
     _close: Callable[[], Awaitable[None]] = field(repr=False, compare=False)
 
@@ -159,6 +164,7 @@ def _sqlite(db: Database, domain: str) -> Repositories:
         server_state=ServerStateRepository(db),
         sign_ins=SignInRepository(db),
         display_names=DisplayNameRepository(db),
+        state_expiries=StateExpiryRepository(db),
         _close=db.close,
     )
 
@@ -176,6 +182,7 @@ def _postgres(pool: Pool, domain: str) -> Repositories:
         server_state=pg_server_state.ServerStateRepository(pool),
         sign_ins=pg_sign_ins.SignInRepository(pool),
         display_names=pg_display_names.DisplayNameRepository(pool),
+        state_expiries=pg_state_expiry.StateExpiryRepository(pool),
         _close=pool.close,
     )
 

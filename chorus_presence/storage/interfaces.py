@@ -16,6 +16,7 @@ from chorus_presence.storage.rosters import Roster, RosterChanges
 from chorus_presence.storage.routing import StoredRouting
 from chorus_presence.storage.settings import UserSettings
 from chorus_presence.storage.sign_ins import SignIn, StoredToken, TokenUse
+from chorus_presence.storage.state_expiry import ExpiringState
 
 
 class AccountStore(Protocol):
@@ -192,6 +193,19 @@ class DisplayNameStore(Protocol):
 
     async def all(self) -> dict[str, str]:
         """Every stored name, by owner."""
+
+
+class StateExpiryStore(Protocol):
+    """Each user's latest state set with an expiry, while it is in force: one per user."""
+
+    async def all(self) -> list[ExpiringState]:
+        """Every stored expiring state, by owner."""
+
+    async def put(self, expiring: ExpiringState) -> None:
+        """Store the owner's expiring state, replacing any; nothing for an account that is
+        gone."""
+
+    async def remove(self, owner: str) -> None: ...
 
 
 class ServerStateStore(Protocol):

@@ -16,6 +16,8 @@ class UserSettings:
     routing_enabled: bool = False
     default_device: str | None = None
     routing_permission: bool = False
+    # IANA name, in which a status set "for today" or "for this week" ends.
+    time_zone: str = "UTC"
 
 
 COLUMNS = tuple(f.name for f in fields(UserSettings))

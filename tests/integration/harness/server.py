@@ -16,6 +16,7 @@ import slixmpp
 
 from chorus_presence.composition import Server
 from chorus_presence.config import load_config
+from chorus_presence.core.clock import Clock
 from chorus_presence.xmpp.jid import JID
 from tests.integration.harness.clients import wait_first
 from tests.integration.harness.constants import DOMAIN, PASSWORD, TIMEOUT, command_line
@@ -159,7 +160,7 @@ class Harness:
         self.raw_connections.clear()
         if while_stopped is not None:
             await while_stopped()
-        self.server = Server(self.server.config)
+        self.server = Server(self.server.config, clock=self.server.clock)
         await self.server.start()
 
     async def close(self) -> None:
@@ -176,8 +177,9 @@ def quiet_slixmpp() -> None:
     logging.getLogger("slixmpp").setLevel(logging.CRITICAL)
 
 
-async def start_server(config_path: Path, cert: Path) -> Harness:
-    server = Server(load_config(config_path))
+async def start_server(config_path: Path, cert: Path, *, clock: Clock | None = None) -> Harness:
+    """The in-process server; `clock`, when given, is the wall clock the test moves."""
+    server = Server(load_config(config_path), clock=clock)
     await server.start()
     return Harness(server, cert)
 

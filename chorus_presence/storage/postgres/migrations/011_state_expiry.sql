@@ -1,0 +1,12 @@
+-- A status that clears itself: each user's latest state set with an expiry, kept while it is in
+-- force so that it survives a restart and comes back at the next login; and the user's time
+-- zone, in which "today" and "this week" end.
+CREATE TABLE state_expiries (
+    owner  text   NOT NULL PRIMARY KEY REFERENCES accounts (username) ON DELETE CASCADE,
+    state  text   NOT NULL,
+    status text,
+    -- Seconds since the epoch (UTC) at which the user reverts to Available with no text.
+    until  bigint NOT NULL
+);
+
+ALTER TABLE user_settings ADD COLUMN time_zone text NOT NULL DEFAULT 'UTC';
