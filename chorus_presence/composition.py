@@ -124,6 +124,7 @@ async def build(
         sessions,
         limits.subscription_requests.admit,
         block_list.blocked_either,
+        repositories.display_names.get,
         domain=domain,
     )
     visibility = await VisibilityService.load(
@@ -191,7 +192,7 @@ async def build(
         call_routing,
         last_activity,
         sign_ins,
-        DisplayNameService(repositories.display_names, accounts),
+        DisplayNameService(repositories.display_names, accounts, block_list.blocked_either),
     )
     for part in parts:
         part.subscribe(bus)
@@ -207,6 +208,7 @@ async def build(
             rosters,
             block_list,
             visibility,
+            subscriptions,
             domain=domain,
             undelivered=messages.undelivered,
         )

@@ -31,7 +31,7 @@ async def show(ctx: Components, user: str) -> dict[str, object]:
         "version": roster.version,
         "items": [_item(item) for _, item in sorted(roster.items.items())],
         "pending": [
-            {"jid": request.contact, "status": request.status}
+            {"jid": request.contact, "nick": request.nick, "status": request.status}
             for request in roster.pending.values()
         ],
     }

@@ -64,7 +64,10 @@ def _contact(ctx: Components, text: str) -> str:
 
 
 def _requests(overview: VisibilityOverview) -> list[dict[str, str | None]]:
-    return [{"jid": request.contact, "status": request.status} for request in overview.pending]
+    return [
+        {"jid": request.contact, "nick": request.nick, "status": request.status}
+        for request in overview.pending
+    ]
 
 
 COMMANDS = {

@@ -125,8 +125,11 @@ def _show(args: argparse.Namespace, config: Config) -> int:
         )
     table.print()
     for request in roster["pending"]:
+        nick = f" ({escape(request['nick'])})" if request["nick"] else ""
         status = f": {escape(request['status'])}" if request["status"] else ""
-        console.print(f"Pending request from {escape(request['jid'])}{status}", soft_wrap=True)
+        console.print(
+            f"Pending request from {escape(request['jid'])}{nick}{status}", soft_wrap=True
+        )
     return 0
 
 

@@ -137,5 +137,6 @@ def _print(args: argparse.Namespace, overview: dict) -> None:
 
 def _requests(requests: list[dict]) -> None:
     for request in requests:
+        nick = f" ({escape(request['nick'])})" if request["nick"] else ""
         status = f": {escape(request['status'])}" if request["status"] else ""
-        console.print(f"  {escape(request['jid'])}{status}", soft_wrap=True)
+        console.print(f"  {escape(request['jid'])}{nick}{status}", soft_wrap=True)

@@ -4,6 +4,9 @@
     pending = await xmpp.plugin["chorus"].pending()
     await xmpp.plugin["chorus"].accept(pending[0].jid)
     answer = await xmpp.plugin["chorus"].route("alice@example.com")
+    await xmpp.plugin["chorus"].set_name("Reception Bot")
+    names = await xmpp.plugin["chorus"].names(["alice@example.com", "bob@example.com"])
+    xmpp.plugin["chorus"].subscribe("carol@example.com", nick="Reception Bot")
     xmpp.add_event_handler("chorus_pending", lambda count: print(count, "pending"))
 
 The `chorus_pending` event carries the number of pending requests (an int) each time the server
@@ -25,6 +28,9 @@ from slixmpp.xmlstream.matcher import MatchXPath
 PRESENCE = "urn:chorus:presence:0"
 VISIBILITY = "urn:chorus:visibility:0"
 ROUTING = "urn:chorus:routing:0"
+NAMES = "urn:chorus:names:0"
+VCARD4 = "urn:ietf:params:xml:ns:vcard-4.0"
+NICK = "http://jabber.org/protocol/nick"
 DELAY = "urn:xmpp:delay"
 TIMEOUT = 30
 PENDING_HANDLER = "chorus pending count"
@@ -34,6 +40,8 @@ PENDING_HANDLER = "chorus pending count"
 class Request:
     jid: str
     status: str | None = None
+    # The nickname (XEP-0172) the request carried.
+    nick: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,10 +75,11 @@ class Route:
 
 
 class Chorus(BasePlugin):
-    """The chorus-presence extensions: rich states, visibility settings, call routing."""
+    """The chorus-presence extensions: rich states, visibility settings, call routing, and
+    display names (vCard4, XEP-0292) with the nickname of requests (XEP-0172)."""
 
     name = "chorus"
-    description = "chorus-presence: states, visibility and call routing"
+    description = "chorus-presence: states, visibility, call routing and display names"
     dependencies: ClassVar[set[str]] = set()
 
     def plugin_init(self) -> None:
@@ -173,6 +182,44 @@ class Chorus(BasePlugin):
     async def allow(self, jid: str) -> None:
         await self._query("set", ET.Element(f"{{{VISIBILITY}}}allow", {"jid": str(jid)}))
 
+    # Display names
+
+    async def set_name(self, name: str | None) -> None:
+        """Set the account's display name; None or "" clears it. A name the server cannot
+        store raises IqError (bad-request, saying why)."""
+        card = ET.Element(f"{{{VCARD4}}}vcard")
+        if name:
+            text = ET.SubElement(ET.SubElement(card, f"{{{VCARD4}}}fn"), f"{{{VCARD4}}}text")
+            text.text = name
+        await self._query("set", card)
+
+    async def get_name(self, jid: str | None = None) -> str | None:
+        """The display name of `jid` (yourself when None), None when it has none. An account
+        that does not exist, or one across a block, raises IqError (forbidden)."""
+        card = await self._query("get", ET.Element(f"{{{VCARD4}}}vcard"), to=jid)
+        return card.findtext(f"{{{VCARD4}}}fn/{{{VCARD4}}}text")
+
+    async def names(self, jids: list[str]) -> dict[str, str]:
+        """The display names of many accounts in one request (at most 500), by bare JID;
+        whoever has none, does not exist or is across a block is left out."""
+        query = ET.Element(f"{{{NAMES}}}names")
+        for jid in jids:
+            ET.SubElement(query, f"{{{NAMES}}}item", {"jid": str(jid)})
+        answer = await self._query("get", query)
+        return {item.get("jid"): item.get("name") for item in answer.iter(f"{{{NAMES}}}item")}
+
+    def subscribe(self, jid: str, *, nick: str | None = None, status: str | None = None) -> None:
+        """Ask to see `jid`'s presence, with a nickname (XEP-0172) to be known by."""
+        presence = self.xmpp.make_presence(pto=JID(jid), ptype="subscribe", pstatus=status)
+        if nick:
+            ET.SubElement(presence.xml, f"{{{NICK}}}nick").text = nick
+        presence.send()
+
+    @staticmethod
+    def nick_of(presence) -> str | None:
+        """The nickname (XEP-0172) a received presence carries, if any."""
+        return presence.xml.findtext(f"{{{NICK}}}nick")
+
     # Call routing
 
     async def routing(self) -> Routing:
@@ -221,7 +268,7 @@ def _visibility(node) -> Visibility:
 
     pending_group = node.find(f"{{{VISIBILITY}}}pending")
     pending = [
-        Request(c.get("jid"), c.findtext(f"{{{VISIBILITY}}}status"))
+        Request(c.get("jid"), c.findtext(f"{{{VISIBILITY}}}status"), c.findtext(f"{{{NICK}}}nick"))
         for c in pending_group.iter(f"{{{VISIBILITY}}}contact")
     ]
     return Visibility(

@@ -56,6 +56,7 @@ from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services.block_list import BlockListService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
+from chorus_presence.services.subscriptions import SubscriptionService
 from chorus_presence.services.visibility import VisibilityService
 from chorus_presence.xmpp.errors import StanzaError, StreamError
 from chorus_presence.xmpp.jid import JID, JIDError
@@ -97,6 +98,7 @@ class ClusterNode:
         rosters: RosterService,
         block_list: BlockListService,
         visibility: VisibilityService,
+        subscriptions: SubscriptionService,
         *,
         domain: str,
         undelivered: Undelivered,
@@ -123,7 +125,9 @@ class ClusterNode:
         self.keys = Keys.for_database(self.link.database)
         self.outbox = Outbox(self._publish)
         self.mirror = Mirror(sessions, presence, rosters, self.outbox)
-        self._requests = MissedRequests(sessions, presence, rosters, block_list, domain=domain)
+        self._requests = MissedRequests(
+            sessions, presence, rosters, block_list, subscriptions, domain=domain
+        )
         # The other live nodes, with their boot ids.
         self.peers: dict[str, str] = {}
         # What this node's directory holds: its own sessions.

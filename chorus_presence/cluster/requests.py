@@ -6,7 +6,7 @@ nothing from it, and the resource's own node, whose copy of the roster did not h
 request yet at that initial presence, delivered it nothing either. So the node that
 commits a request announces it with the full JIDs it delivered it to (`reached`), and each
 node holding the contact's sessions delivers it to its available resources that were not
-among them (`refresh`).
+among them (`refresh`), as the reloaded roster holds it, nickname and all.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services.block_list import BlockListService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
-from chorus_presence.services.subscriptions import subscription_stanza
+from chorus_presence.services.subscriptions import SubscriptionService
 from chorus_presence.storage.rosters import RosterChanges
 from chorus_presence.xmpp.jid import JID
 
@@ -28,6 +28,7 @@ class MissedRequests:
         presence: PresenceService,
         rosters: RosterService,
         block_list: BlockListService,
+        subscriptions: SubscriptionService,
         *,
         domain: str,
     ) -> None:
@@ -35,6 +36,7 @@ class MissedRequests:
         self._presence = presence
         self._rosters = rosters
         self._block_list = block_list
+        self._subscriptions = subscriptions
         self._domain = domain
 
     def reached(self, changes: RosterChanges) -> list[wire.Item]:
@@ -54,21 +56,24 @@ class MissedRequests:
         # Not in memory here: it is loaded, requests and all, when a resource logs in.
         known = set(cached.pending) if cached is not None else None
         await self._rosters.refresh(owner)
-        if known is None:
+        reloaded = self._rosters.cached(owner)
+        if known is None or reloaded is None:
             return
         user = JID(owner, self._domain)
         for request in requests:
             try:
-                to, contact, status, sent = request
+                to, contact, _status, sent = request
             except (TypeError, ValueError) as exc:
                 raise wire.WireError(f"not a subscription request: {request!r}") from exc
-            if to != owner or contact in known:
+            stored = reloaded.pending.get(str(contact))
+            # Answered since it was announced: nothing is left to deliver.
+            if to != owner or contact in known or stored is None:
                 continue
             sender = JID.parse(str(contact))
             if self._block_list.blocked_either(user, sender):
                 continue
+            stanza = await self._subscriptions.request_stanza(sender, user, stored)
             for session, _state in self._presence.available(user):
                 if self._sessions.is_remote(session) or str(session.jid) in sent:
                     continue
-                text = str(status) if status is not None else None
-                session.send(subscription_stanza("subscribe", sender, user, text))
+                session.send(stanza)

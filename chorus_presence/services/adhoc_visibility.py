@@ -163,7 +163,11 @@ def _listed(verb: str, contacts: list[str]) -> str:
 
 
 def _pending(overview: VisibilityOverview) -> list[tuple[str, str | None]]:
-    return [(request.contact, request.status) for request in overview.pending]
+    notes = []
+    for request in overview.pending:
+        status = f"“{request.status}”" if request.status and request.nick else request.status
+        notes.append((request.contact, ", ".join(filter(None, (request.nick, status))) or None))
+    return notes
 
 
 def _allowed(overview: VisibilityOverview) -> list[tuple[str, str | None]]:

@@ -6,6 +6,12 @@ inbound processing (the rules are in `subscription_states`), and both rosters ch
 database transaction before anything is delivered or pushed. Each exchange holds the locks of
 both users (and of whoever else its changes touch), so exchanges between other pairs run
 beside it.
+
+A request may carry a nickname (XEP-0172): what is left of it after `checked_nick` is kept
+with the pending request and goes out with it, live and again at each login. A request that
+carries none goes out with the requester's display name instead, if they have one: it goes
+only where the request goes, never across an XEP-0191 block either way, so nobody learns
+through it a name that a vCard get would refuse them.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from chorus_presence.core.events import (
 )
 from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services.accounts import AccountService
+from chorus_presence.services.display_names import InvalidName, checked_nick
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.subscription_states import (
@@ -42,6 +49,7 @@ from chorus_presence.xmpp.jid import JID
 from chorus_presence.xmpp.stanza import Element, child, element
 
 STATUS = ns.qname(ns.CLIENT, "status")
+NICK = ns.qname(ns.NICK, "nick")
 KINDS = ("subscribe", "subscribed", "unsubscribe", "unsubscribed")
 MAX_STATUS_CHARS = 1024
 
@@ -49,6 +57,8 @@ MAX_STATUS_CHARS = 1024
 BlockCheck = Callable[[JID, JID], bool]
 # Takes one subscription request of a user from the rate limit; False when over it.
 RequestLimiter = Callable[[str], Awaitable[bool]]
+# The display name of a local account, None when it has none.
+NameLookup = Callable[[str], Awaitable[str | None]]
 
 
 @dataclass
@@ -69,6 +79,7 @@ class _Exchange:
         before: SubState,
         after: SubState,
         status: str | None = None,
+        nick: str | None = None,
     ) -> None:
         item = roster.items.get(contact)
         visible_change = after.in_roster and (
@@ -87,14 +98,22 @@ class _Exchange:
             upserts[:] = [(o, i) for o, i in upserts if (o, i.contact) != (owner, contact)]
             upserts.append((owner, updated))
         if after.pending_in and not before.pending_in:
-            self.changes.pending_add.append((owner, PendingRequest(contact, status)))
+            self.changes.pending_add.append((owner, PendingRequest(contact, status, nick)))
         elif before.pending_in and not after.pending_in:
             self.changes.pending_remove.append((owner, contact))
 
-    def deliver(self, recipient: JID, kind: str, sender: JID, status: str | None = None) -> None:
+    def deliver(
+        self,
+        recipient: JID,
+        kind: str,
+        sender: JID,
+        status: str | None = None,
+        nick: str | None = None,
+    ) -> None:
         if self.blocked:
             return
-        self.deliveries.append((recipient, subscription_stanza(kind, sender, recipient, status)))
+        stanza = subscription_stanza(kind, sender, recipient, status, nick)
+        self.deliveries.append((recipient, stanza))
 
     def seeing(self, watcher: JID, contact: JID, before: SubState, after: SubState) -> None:
         was, now = before.subscription in SEES, after.subscription in SEES
@@ -116,11 +135,26 @@ def state_of(roster: Roster, contact: str) -> SubState:
     )
 
 
-def subscription_stanza(kind: str, sender: JID, recipient: JID, status: str | None) -> Element:
+def subscription_stanza(
+    kind: str, sender: JID, recipient: JID, status: str | None, nick: str | None = None
+) -> Element:
     stanza = element("presence", {"type": kind, "from": str(sender), "to": str(recipient)})
     if status:
         child(stanza, "status", text=status)
+    if nick:
+        child(stanza, "nick", text=nick, namespace=ns.NICK)
     return stanza
+
+
+def _nick_of(stanza: Element) -> str | None:
+    """The checked nickname a subscription request carries, if any; bad-request if too long."""
+    text = stanza.findtext(NICK)
+    if text is None:
+        return None
+    try:
+        return checked_nick(text)
+    except InvalidName as error:
+        raise StanzaError("bad-request", str(error)) from None
 
 
 def _with_approval(state: SubState) -> SubState:
@@ -145,6 +179,7 @@ class SubscriptionService:
         sessions: SessionRegistry,
         request_limit: RequestLimiter,
         blocked_either: BlockCheck,
+        names: NameLookup,
         *,
         domain: str,
     ) -> None:
@@ -155,6 +190,7 @@ class SubscriptionService:
         self._sessions = sessions
         self._request_limit = request_limit
         self._blocked_either = blocked_either
+        self._names = names
         self._domain = domain
 
     def subscribe(self, bus: Bus) -> None:
@@ -175,6 +211,8 @@ class SubscriptionService:
             # Every user is implicitly subscribed to their own presence (RFC 6121 section 3).
             return STOP
         assert user.local is not None
+        # Checked first: a request refused for its nickname takes nothing from the limit.
+        nick = _nick_of(stanza) if kind == "subscribe" else None
         if kind == "subscribe" and not await self._request_limit(user.local):
             raise StanzaError(
                 "policy-violation", "Too many subscription requests", error_type="wait"
@@ -182,7 +220,7 @@ class SubscriptionService:
         status = stanza.findtext(STATUS)
         if status is not None:
             status = status[:MAX_STATUS_CHARS]
-        await self.exchange(user, contact, kind, status)
+        await self.exchange(user, contact, kind, status, nick=nick)
         return STOP
 
     async def exchange(
@@ -192,27 +230,40 @@ class SubscriptionService:
         kind: str,
         status: str | None = None,
         *,
+        nick: str | None = None,
         also: RosterChanges | None = None,
     ) -> None:
-        """One subscription stanza from `user` to `contact`, both sides processed; `also`
-        holds changes that commit in the same transaction (a visibility move's list entry)."""
-        await self.exchange_all([(user, contact, kind, status)], also=also)
+        """One subscription stanza from `user` to `contact`, both sides processed; `nick` is
+        a request's checked nickname; `also` holds changes that commit in the same
+        transaction (a visibility move's list entry)."""
+        await self._exchange_all([(user, contact, kind, status, nick)], also)
 
     async def exchange_all(
         self, moves: list[tuple[JID, JID, str, str | None]], *, also: RosterChanges | None = None
     ) -> None:
         """Several exchanges committed as one transaction. Each must concern a different pair
         of users: they are all worked out from the rosters as they were before any of them."""
+        await self._exchange_all([(*move, None) for move in moves], also)
+
+    async def _exchange_all(
+        self, moves: list[tuple[JID, JID, str, str | None, str | None]], also: RosterChanges | None
+    ) -> None:
         work = _Exchange(changes=also or RosterChanges())
-        accounts = [jid for user, contact, _kind, _status in moves for jid in (user, contact)]
+        accounts = [jid for user, contact, *_words in moves for jid in (user, contact)]
         async with self._rosters.hold(*accounts, *_owners(work.changes)):
-            for user, contact, kind, status in moves:
-                await self._plan(work, user, contact, kind, status)
+            for user, contact, kind, status, nick in moves:
+                await self._plan(work, user, contact, kind, status, nick)
             await self._rosters.commit(work.changes)
         self._finish(work)
 
     async def _plan(
-        self, work: _Exchange, user: JID, contact: JID, kind: str, status: str | None
+        self,
+        work: _Exchange,
+        user: JID,
+        contact: JID,
+        kind: str,
+        status: str | None,
+        nick: str | None,
     ) -> None:
         blocked = self._blocked_either(user, contact)
         if blocked and kind in ("subscribe", "subscribed"):
@@ -251,10 +302,19 @@ class SubscriptionService:
                 contact_before = _with_approval(contact_before)
             received = inbound(contact_before, _kind(kind))
             work.record(
-                contact.local, contact_roster, user_key, contact_before, received.state, status
+                contact.local,
+                contact_roster,
+                user_key,
+                contact_before,
+                received.state,
+                status,
+                nick,
             )
-            if received.deliver:
-                work.deliver(contact, kind, user, status if kind == "subscribe" else None)
+            if received.deliver and kind == "subscribe":
+                shown = nick or await self._names(user.local)
+                work.deliver(contact, kind, user, status, shown)
+            elif received.deliver:
+                work.deliver(contact, kind, user)
             if received.auto_reply is not None:
                 answer = inbound(user_after, received.auto_reply)
                 work.record(user.local, user_roster, contact_key, user_after, answer.state)
@@ -309,8 +369,15 @@ class SubscriptionService:
             sender = JID.parse(request.contact)
             if self._blocked_either(session.jid.bare, sender):
                 continue
-            stanza = subscription_stanza("subscribe", sender, session.jid.bare, request.status)
-            session.send(stanza)
+            session.send(await self.request_stanza(sender, session.jid.bare, request))
+
+    async def request_stanza(self, sender: JID, owner: JID, request: PendingRequest) -> Element:
+        """A pending request as it goes out again: with its nickname, else the requester's
+        display name. The caller has checked that no block stands between the two."""
+        nick = request.nick
+        if nick is None and sender.domain == self._domain and sender.local is not None:
+            nick = await self._names(sender.local)
+        return subscription_stanza("subscribe", sender, owner, request.status, nick)
 
     def _finish(self, work: _Exchange) -> None:
         for recipient, stanza in work.deliveries:

@@ -411,6 +411,8 @@ def overview_element(overview: VisibilityOverview) -> Element:
         item = child(pending, "contact", {"jid": request.contact})
         if request.status:
             child(item, "status", text=request.status)
+        if request.nick:
+            child(item, "nick", text=request.nick, namespace=ns.NICK)
     for name, contacts in (("allowed", overview.allowed), ("blocked", overview.blocked)):
         group = child(node, name, {"count": str(len(contacts))})
         for contact in contacts:

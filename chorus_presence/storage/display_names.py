@@ -22,6 +22,19 @@ class DisplayNameRepository:
             row = await cursor.fetchone()
         return str(row[0]) if row else None
 
+    async def get_many(self, owners: list[str]) -> dict[str, str]:
+        """The names of those of `owners` who have one, by owner."""
+        if not owners:
+            return {}
+        marks = ", ".join("?" * len(owners))
+        async with (
+            self._db.read() as conn,
+            conn.execute(
+                f"SELECT owner, name FROM display_names WHERE owner IN ({marks})", owners
+            ) as cursor,
+        ):
+            return {str(row[0]): str(row[1]) for row in await cursor.fetchall()}
+
     async def set(self, owner: str, name: str) -> bool:
         """Store the owner's name, replacing any; False if there is no such account."""
         async with self._db.transaction() as conn:

@@ -49,7 +49,8 @@ class AccountStore(Protocol):
 
 
 class RosterStore(Protocol):
-    """Rosters, pending subscription requests and roster versions."""
+    """Rosters, pending subscription requests (each with the status text and the XEP-0172
+    nickname it carried) and roster versions."""
 
     async def load(self, owner: str) -> Roster: ...
 
@@ -185,6 +186,9 @@ class DisplayNameStore(Protocol):
     """Each account's display name: what lists show instead of the bare JID."""
 
     async def get(self, owner: str) -> str | None: ...
+
+    async def get_many(self, owners: list[str]) -> dict[str, str]:
+        """The names of those of `owners` who have one, by owner."""
 
     async def set(self, owner: str, name: str) -> bool:
         """Store the owner's name, replacing any; False if there is no such account."""

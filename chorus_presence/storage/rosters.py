@@ -34,6 +34,8 @@ class RosterItem:
 class PendingRequest:
     contact: str
     status: str | None = None
+    # The XEP-0172 nickname the request carried, already checked.
+    nick: str | None = None
 
 
 @dataclass(slots=True)
@@ -111,12 +113,12 @@ class RosterRepository:
                     item = item_from_row(*row)
                     roster.items[item.contact] = item
             async with conn.execute(
-                "SELECT contact, status FROM subscription_requests WHERE owner = ?"
+                "SELECT contact, status, nick FROM subscription_requests WHERE owner = ?"
                 " ORDER BY created_at, contact",
                 (owner,),
             ) as cursor:
-                async for contact, status in cursor:
-                    roster.pending[contact] = PendingRequest(contact, status)
+                async for contact, status, nick in cursor:
+                    roster.pending[contact] = PendingRequest(contact, status, nick)
         return roster
 
     async def apply(self, changes: RosterChanges) -> dict[str, int]:
@@ -151,9 +153,10 @@ class RosterRepository:
                 changed_owners.append(owner)
             for owner, request in changes.pending_add:
                 await conn.execute(
-                    "INSERT INTO subscription_requests (owner, contact, status) VALUES (?, ?, ?)"
-                    " ON CONFLICT (owner, contact) DO UPDATE SET status = excluded.status",
-                    (owner, request.contact, request.status),
+                    "INSERT INTO subscription_requests (owner, contact, status, nick)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (owner, contact)"
+                    " DO UPDATE SET status = excluded.status, nick = excluded.nick",
+                    (owner, request.contact, request.status, request.nick),
                 )
             for owner, contact in changes.pending_remove:
                 await conn.execute(

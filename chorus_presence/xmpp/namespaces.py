@@ -31,10 +31,12 @@ BLOCKING = "urn:xmpp:blocking"
 BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
 COMMANDS = "http://jabber.org/protocol/commands"
 LAST_ACTIVITY = "jabber:iq:last"
+NICK = "http://jabber.org/protocol/nick"
 CHORUS_PRESENCE = "urn:chorus:presence:0"
 CHORUS_VISIBILITY = "urn:chorus:visibility:0"
 CHORUS_ROUTING = "urn:chorus:routing:0"
 CHORUS_SIGN_INS = "urn:chorus:sign-ins:0"
+CHORUS_NAMES = "urn:chorus:names:0"
 
 XML_LANG = f"{{{XML}}}lang"
 

@@ -157,7 +157,7 @@ async def test_visibility_changes_are_live(harness: Harness) -> None:
     carol.send_presence(pto=ALICE, ptype="subscribe", pstatus="Hi, it's Carol")
     await alice_in.get(presence_of(alice, "subscribe", CAROL))
     pending = await ok(config, "visibility", "pending", "alice", "--json")
-    assert pending.json() == [{"jid": CAROL, "status": "Hi, it's Carol"}]
+    assert pending.json() == [{"jid": CAROL, "nick": None, "status": "Hi, it's Carol"}]
     await ok(config, "visibility", "accept", "alice", "carol")
     await carol_in.get(presence_of(carol, "subscribed", ALICE))
     await carol_in.get(presence_of(carol, "available", f"{ALICE}/test"))

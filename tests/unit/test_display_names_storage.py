@@ -1,7 +1,7 @@
 """The display name store, on SQLite and on PostgreSQL, through the factory and the interface
 only: names round-trip and replace each other, clearing takes one owner's name, a name for an
-account that does not exist is refused, and removing an account takes its name, so a reused
-username starts without one."""
+account that does not exist is refused, several are read at once, and removing an account
+takes its name, so a reused username starts without one."""
 
 from __future__ import annotations
 
@@ -49,6 +49,15 @@ async def test_clearing_takes_only_the_owners_name(repos: Repositories) -> None:
     await names.clear("alice")
     assert await names.get("alice") is None
     assert await names.all() == {"bob": "Bob"}
+
+
+async def test_several_names_at_once(repos: Repositories) -> None:
+    names = repos.display_names
+    await names.set("alice", "Alice")
+    await names.set("bob", "Bob")
+    assert await names.get_many(["alice", "bob", "nobody"]) == {"alice": "Alice", "bob": "Bob"}
+    assert await names.get_many(["bob"]) == {"bob": "Bob"}
+    assert await names.get_many([]) == {}
 
 
 async def test_no_name_for_an_account_that_does_not_exist(repos: Repositories) -> None:

@@ -322,6 +322,16 @@ async def test_pending_requests_keep_their_order(users: Repositories) -> None:
     assert roster.pending[CAROL] == PendingRequest(CAROL, "me")
 
 
+async def test_pending_requests_keep_their_nicknames(users: Repositories) -> None:
+    await users.rosters.apply(
+        RosterChanges(pending_add=[("alice", PendingRequest(BOB, "hi", "Bob Ray"))])
+    )
+    assert (await users.rosters.load("alice")).pending[BOB] == PendingRequest(BOB, "hi", "Bob Ray")
+    # A request stored again replaces its nickname with the new one, or with none.
+    await users.rosters.apply(RosterChanges(pending_add=[("alice", PendingRequest(BOB))]))
+    assert (await users.rosters.load("alice")).pending[BOB] == PendingRequest(BOB)
+
+
 # Block lists, presence blocks, settings
 
 

@@ -14,6 +14,15 @@ class DisplayNameRepository:
         name = await self._pool.fetchval("SELECT name FROM display_names WHERE owner = $1", owner)
         return None if name is None else str(name)
 
+    async def get_many(self, owners: list[str]) -> dict[str, str]:
+        """The names of those of `owners` who have one, by owner."""
+        if not owners:
+            return {}
+        rows = await self._pool.fetch(
+            "SELECT owner, name FROM display_names WHERE owner = ANY($1::text[])", owners
+        )
+        return {row["owner"]: row["name"] for row in rows}
+
     async def set(self, owner: str, name: str) -> bool:
         """Store the owner's name, replacing any; False if there is no such account."""
         async with self._pool.transaction(owner) as conn:

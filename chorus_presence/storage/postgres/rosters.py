@@ -39,11 +39,13 @@ class RosterRepository:
                 item = item_from_record(row)
                 roster.items[item.contact] = item
             for row in await conn.fetch(
-                "SELECT contact, status FROM subscription_requests WHERE owner = $1"
+                "SELECT contact, status, nick FROM subscription_requests WHERE owner = $1"
                 " ORDER BY created_at, contact",
                 owner,
             ):
-                roster.pending[row["contact"]] = PendingRequest(row["contact"], row["status"])
+                roster.pending[row["contact"]] = PendingRequest(
+                    row["contact"], row["status"], row["nick"]
+                )
         return roster
 
     async def apply(self, changes: RosterChanges) -> dict[str, int]:
@@ -83,12 +85,13 @@ class RosterRepository:
                 )
             for owner, request in changes.pending_add:
                 await conn.execute(
-                    "INSERT INTO subscription_requests (owner, contact, status)"
-                    " VALUES ($1, $2, $3)"
-                    " ON CONFLICT (owner, contact) DO UPDATE SET status = excluded.status",
+                    "INSERT INTO subscription_requests (owner, contact, status, nick)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (owner, contact)"
+                    " DO UPDATE SET status = excluded.status, nick = excluded.nick",
                     owner,
                     request.contact,
                     request.status,
+                    request.nick,
                 )
             for owner, contact in changes.pending_remove:
                 await conn.execute(
