@@ -12,6 +12,7 @@ import { Router } from "./router.js";
 import { Session } from "./session.js";
 import { DeviceSettings, PresenceSettings, ProfileSettings } from "./settings.js";
 import { SignIn } from "./signin.js";
+import { until } from "./times.js";
 
 const REMEMBERED = "chorus-portal-address";
 
@@ -113,6 +114,7 @@ function setUpPresenceMenu(session) {
     onOpen: () => {
       for (const radio of form.elements.state) radio.checked = radio.value === session.own.state;
       $("#presence-custom").value = session.own.status;
+      $("#presence-clear").value = "";
       [...form.elements.state].find((radio) => radio.checked)?.focus();
     },
   });
@@ -121,7 +123,7 @@ function setUpPresenceMenu(session) {
     event.preventDefault();
     const state = [...form.elements.state].find((radio) => radio.checked)?.value || "available";
     const status = $("#presence-custom").value.trim();
-    session.setOwnPresence(state, status);
+    session.setOwnPresence(state, status, $("#presence-clear").value || null);
     menu.close({ restoreFocus: true });
     announce(`Your presence is now ${stateInfo(state).label}${status ? `: ${status}` : ""}`);
   });
@@ -129,7 +131,8 @@ function setUpPresenceMenu(session) {
     const info = stateInfo(session.own.state);
     $("#presence-dot").className = `dot tone-${info.tone}`;
     $("#presence-label").textContent = info.label;
-    $("#presence-text").textContent = session.own.status;
+    const ends = session.own.until ? until(session.own.until) : "";
+    $("#presence-text").textContent = [session.own.status, ends].filter(Boolean).join(" · ");
   };
   session.addEventListener("own-presence", show);
   show();

@@ -67,14 +67,26 @@ export function readPresence(stanza) {
   }
   const info = stateInfo(explicit || SHOW_TO_STATE[show] || "available");
   const shown = status === DEFAULT_STATUS[info.id] ? "" : status;
-  return { state: info.id, label: info.label, tone: info.tone, status: shown };
+  return { state: info.id, label: info.label, tone: info.tone, status: shown, until: readUntil(stanza) };
 }
 
-export function presenceStanza(state, status) {
+/** When the state a presence carries clears itself (its `until`), or null. */
+function readUntil(stanza) {
+  const until = child(stanza, "state", NS.state)?.getAttribute("until");
+  const date = until ? new Date(until) : null;
+  return date && !Number.isNaN(date.getTime()) ? date : null;
+}
+
+/**
+ * The user's presence. `clearAfter` (a duration such as "PT30M", "today" or "this-week") or
+ * `until` (a Date) makes the server clear the state then.
+ */
+export function presenceStanza(state, status, { clearAfter = null, until = null } = {}) {
+  const expiry = until ? { until: until.toISOString().replace(/\.\d+Z$/, "Z") } : { for: clearAfter };
   return x(
     "presence",
     {},
-    x("state", { xmlns: NS.state }, state),
+    x("state", { xmlns: NS.state, ...expiry }, state),
     status ? x("status", {}, status) : null,
   );
 }

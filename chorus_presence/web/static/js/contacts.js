@@ -5,7 +5,7 @@
 
 import { addContact, removeContact } from "./chorus.js";
 import { $, announce, flash, h, initials } from "./dom.js";
-import { moment, since } from "./times.js";
+import { moment, since, until } from "./times.js";
 import { bareJid } from "./xmpp.js";
 
 // Available first, then those logged in but busy, then away, then those not logged in.
@@ -360,7 +360,9 @@ export class ContactList {
     row.querySelector(".contact-name").textContent = name;
     row.querySelector(".contact-jid").textContent = item.jid;
     row.querySelector(".dot").className = `dot tone-${shown.tone}`;
-    row.querySelector(".contact-state").textContent = shown.label;
+    // A state that clears itself says when: "Busy until 14:30".
+    const ends = shown.until ? ` ${until(shown.until)}` : "";
+    row.querySelector(".contact-state").textContent = `${shown.label}${ends}`;
     const status = row.querySelector(".contact-status");
     status.textContent = shown.status;
     const main = row.querySelector(".contact-main");

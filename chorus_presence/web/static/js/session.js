@@ -52,7 +52,8 @@ export class Session extends EventTarget {
     this.visibility = { policy: "ask", awayWhenOffline: false, pending: [], allowed: [], blocked: [] };
     // The server pushes it whenever it changes, ahead of the lists, which are read again.
     this.pendingCount = 0;
-    this.own = { state: "available", status: "" };
+    // The user's own presence; `until` is when the server clears it, as the server said.
+    this.own = { state: "available", status: "", until: null };
     this.connected = true;
     // False until the server has answered the probes of the initial presence: a presence
     // before that is how a contact already was, one after it a change seen as it happened.
@@ -95,11 +96,20 @@ export class Session extends EventTarget {
     this.dispatchEvent(new CustomEvent(name, { detail }));
   }
 
-  setOwnPresence(state, status) {
-    this.own = { state, status };
+  /** `clearAfter`: when the server clears it ("PT30M", "today", "this-week"), or null. */
+  setOwnPresence(state, status, clearAfter = null) {
+    this.own = { state, status, until: null };
     // While the connection is down, the next one starts with it.
-    if (this.client.online) this.client.send(presenceStanza(state, status));
+    if (this.client.online) this.client.send(presenceStanza(state, status, { clearAfter }));
     this.emit("own-presence");
+  }
+
+  /** The own presence to send again on a new connection: with its end, or gone by then. */
+  #ownStanza() {
+    if (this.own.until && this.own.until <= new Date()) {
+      this.own = { state: "available", status: "", until: null };
+    }
+    return presenceStanza(this.own.state, this.own.status, { until: this.own.until });
   }
 
   /**
@@ -219,7 +229,7 @@ export class Session extends EventTarget {
     // Initial presence last: it makes the server send contacts' presence and the requests
     // still pending, which find the roster already loaded. The server answers the probes
     // before it reads the ping that follows, so the pong marks the end of those answers.
-    this.client.send(presenceStanza(this.own.state, this.own.status));
+    this.client.send(this.#ownStanza());
     this.emit("own-presence");
     await this.client.iq("get", x("ping", { xmlns: NS.ping }));
     this.settled = true;
@@ -249,6 +259,13 @@ export class Session extends EventTarget {
         this.emit("subscribe", { jid });
       }
       this.refreshVisibility().catch(() => {});
+      return;
+    }
+    if (from === this.client.jid && type === "available") {
+      // This page's own presence as the server sent it out: with its end, or cleared by it.
+      const { state, status, until } = readPresence(stanza);
+      this.own = { state, status, until };
+      this.emit("own-presence");
       return;
     }
     if (jid === this.bare || type === "error" || type === "probe") return;

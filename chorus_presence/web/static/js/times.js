@@ -27,3 +27,14 @@ export function moment(date, now = new Date()) {
 export function since(date, now = new Date()) {
   return `since ${moment(date, now).replace(/^(at|on) /, "")}`;
 }
+
+/** "until 14:30" today, "until Tue 00:00" within a week, "until 3 Dec" later. */
+export function until(date, now = new Date()) {
+  if (sameDay(date, now)) return `until ${clockTime(date)}`;
+  const inAWeek = new Date(now);
+  inAWeek.setDate(now.getDate() + 7);
+  if (date < inAWeek) {
+    return `until ${date.toLocaleDateString([], { weekday: "short" })} ${clockTime(date)}`;
+  }
+  return `until ${date.toLocaleDateString([], { day: "numeric", month: "short" })}`;
+}
