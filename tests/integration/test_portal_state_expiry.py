@@ -87,7 +87,8 @@ async def test_the_status_menu_clears_after_and_shows_until(
     await alice.get_by_role("button", name="Set status").click()
 
     seen = await bob_in.expect(
-        lambda p: p["from"].bare == ALICE and p.xml.findtext(STATE) == "busy", "busy from the portal"
+        lambda p: p["from"].bare == ALICE and p.xml.findtext(STATE) == "busy",
+        "busy from the portal",
     )
     assert seen.xml.find(STATE).get("until") == "2026-05-04T12:30:00Z"
     assert seen["status"] == "Interviews"
