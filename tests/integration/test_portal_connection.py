@@ -4,7 +4,8 @@ server is back, on the same port, without asking for the password, after which e
 current again. Being signed out by the server is not a lost connection: it stays signed out.
 
 The server stops two ways: an orderly shutdown and restart of the in-process server, and a
-`chorus-presence serve` process killed with SIGKILL and started again.
+`chorus-presence serve` process killed with SIGKILL and started again. Display names, which
+nothing pushes, are read again over the new connection.
 """
 
 from __future__ import annotations
@@ -129,6 +130,25 @@ async def test_the_portal_comes_back_after_a_restart(
     await expect(alice.locator("#presence-label")).to_have_text("Busy")
     await expect(alice.get_by_label("Password", exact=True)).to_be_hidden()
     await nothing_stored_but_tokens(alice)
+    assert alice.errors == []  # type: ignore[attr-defined]
+
+
+async def test_names_are_read_again_over_the_new_connection(
+    server: Harness, browser: Browser
+) -> None:
+    for name in ("alice", "bob"):
+        await server.add_user(name)
+    await link(server, "alice", "bob")
+    names = server.ctx.repositories.display_names
+    await names.set("bob", "Bob Before")
+    alice = await portal(browser, server.server.web.port, "desktop", ALICE)
+    name = alice.locator(f".contact[data-jid='{BOB}'] .contact-name")
+    await expect(name).to_have_text("Bob Before")
+    # vCard4 has no pushes: a name changed meanwhile is read when the portal reconnects.
+    await names.set("bob", "Bob After")
+    await server.restart(while_stopped=lambda: lost(alice))
+    await back(alice)
+    await expect(name).to_have_text("Bob After")
     assert alice.errors == []  # type: ignore[attr-defined]
 
 

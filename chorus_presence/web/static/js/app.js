@@ -13,6 +13,7 @@ import { Session } from "./session.js";
 import { DeviceSettings, PresenceSettings, ProfileSettings } from "./settings.js";
 import { SignIn } from "./signin.js";
 import { until } from "./times.js";
+import { TimeZoneSettings } from "./timezone.js";
 
 const REMEMBERED = "chorus-portal-address";
 
@@ -192,6 +193,7 @@ async function startPortal(client, signIn, signInAgain) {
   const profile = new ProfileSettings(session);
   router.onSettings.profile = () => profile.show();
   const browsers = new SignedInBrowsers(session, signIn);
+  const timeZone = new TimeZoneSettings(session);
   router.onSettings.browsers = () => browsers.show();
   session.addEventListener("connection", (event) => {
     // Signed out by the server (revoked, or the account disabled): the token is useless now.
@@ -206,11 +208,15 @@ async function startPortal(client, signIn, signInAgain) {
     if (session.connected && !$("#settings-devices").hidden) devices.show();
   });
   session.addEventListener("subscribe", (event) => {
-    announce(`${event.detail.jid} asks to see your presence status`);
+    const { jid } = event.detail;
+    const name = session.knownName(jid);
+    announce(`${name ? `${name} (${jid})` : jid} asks to see your presence status`);
   });
   await session.start();
   contacts.render();
   presenceSettings.render();
+  // Not waited for: the contact list does not need it; a lost connection leaves it unread.
+  timeZone.load().catch(() => {});
   $("#login-view").hidden = true;
   $("#app-view").hidden = false;
   router.start();

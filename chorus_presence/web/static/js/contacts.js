@@ -402,7 +402,7 @@ export class ContactList {
       return;
     }
     try {
-      await addContact(this.session.client, jid);
+      await addContact(this.session.client, jid, this.session.names.get(this.session.bare));
       input.value = "";
       flash(result, `Asked ${jid} to share their presence with you.`);
     } catch (error) {

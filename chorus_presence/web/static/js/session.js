@@ -5,13 +5,14 @@
 
 import {
   getBlockList,
-  getDisplayName,
+  getDisplayNames,
   getRoster,
   getVisibility,
   lastLoggedIn,
   presenceSince,
   presenceStanza,
   readBlockPush,
+  readNick,
   readPresence,
   readRosterItem,
   setDisplayName,
@@ -26,7 +27,7 @@ const SEES = new Set(["to", "both"]);
  * Events: "roster", "presence" (detail: {jid, previous, current, live}; `live` is false for
  * the presence a contact already had when this page connected), "visibility",
  * "pending-count" (the server said how many requests wait; `pendingCount` has it),
- * "subscribe" (detail: {jid}), "message" (detail: {jid, id, body}),
+ * "subscribe" (detail: {jid, nick}), "message" (detail: {jid, id, body}),
  * "message-error" (detail: {jid, id, error stanza}), "own-presence", "blocked" (the XEP-0191
  * list changed), "last-seen" (detail: {jid}), "names" (display names arrived or changed),
  * "connection" (`connected` changed; detail: {reason} when it dropped).
@@ -44,9 +45,14 @@ export class Session extends EventTarget {
     // bare JID -> when they were last logged in, as far as anyone told this page.
     this.lastSeen = new Map();
     // bare JID -> the display name the account chose (vCard4), or null for none; asked once
-    // per page load, the user's own included.
+    // per connection, the user's own included, many in one query. XEP-0292 has no pushes,
+    // so a name changed meanwhile shows after the next reconnection or reload.
     this.names = new Map();
     this.askedNames = new Set();
+    // Addresses to ask for in the next names query, gathered for one turn of the event loop.
+    this.namesWanted = new Set();
+    // bare JID -> the nickname (XEP-0172) their request to the user carried.
+    this.nicks = new Map();
     // The XEP-0191 block list: bare JIDs and domains.
     this.blocked = new Set();
     this.visibility = { policy: "ask", awayWhenOffline: false, pending: [], allowed: [], blocked: [] };
@@ -77,8 +83,10 @@ export class Session extends EventTarget {
     this.jid = client.jid;
     for (const jid of this.presences.keys()) this.former.set(jid, this.presenceOf(jid));
     this.presences.clear();
-    // Contacts may have come and gone meanwhile: the server is asked again.
+    // Contacts may have come and gone, or renamed themselves, meanwhile: the server is asked
+    // again. The names known so far stay shown until the answer replaces them.
     this.lastSeen.clear();
+    this.askedNames.clear();
     this.settled = false;
     this.#listen();
     await this.#load();
@@ -120,9 +128,12 @@ export class Session extends EventTarget {
     return this.knownName(jid) || jid.split("@")[0];
   }
 
-  /** The roster's name for someone, else the one they chose; null when neither is known. */
+  /**
+   * The roster's name for someone, else the one they chose, else the nickname their request
+   * carried; null when none is known.
+   */
   knownName(jid) {
-    return this.roster.get(jid)?.name || this.names.get(jid) || null;
+    return this.roster.get(jid)?.name || this.names.get(jid) || this.nicks.get(jid) || null;
   }
 
   /** Sets the user's own display name ("" clears it); the server's refusal is thrown. */
@@ -132,20 +143,32 @@ export class Session extends EventTarget {
     this.emit("names");
   }
 
-  /** Asks the server, once per page load, for the display names of these addresses. */
+  /**
+   * Asks the server, once per connection, for the display names of these addresses: those
+   * asked for in the same turn of the event loop go in one query.
+   */
   askNames(jids) {
-    const wanted = [...new Set(jids)].filter((jid) => jid.includes("@") && !this.askedNames.has(jid));
-    if (!wanted.length) return;
+    const before = this.namesWanted.size;
+    for (const jid of jids) {
+      if (jid.includes("@") && !this.askedNames.has(jid)) this.namesWanted.add(jid);
+    }
+    if (before === 0 && this.namesWanted.size > 0) queueMicrotask(() => this.#fetchNames());
+  }
+
+  async #fetchNames() {
+    const wanted = [...this.namesWanted];
+    this.namesWanted.clear();
     for (const jid of wanted) this.askedNames.add(jid);
-    Promise.all(
-      wanted.map((jid) =>
-        getDisplayName(this.client, jid).then(
-          (name) => this.names.set(jid, name),
-          // The connection dropped: the next one's load asks again.
-          () => this.askedNames.delete(jid),
-        ),
-      ),
-    ).then(() => this.emit("names"));
+    let names;
+    try {
+      names = await getDisplayNames(this.client, wanted);
+    } catch {
+      // The connection dropped: the next one's load asks again.
+      for (const jid of wanted) this.askedNames.delete(jid);
+      return;
+    }
+    for (const jid of wanted) this.names.set(jid, names.get(jid) || null);
+    this.emit("names");
   }
 
   /** The presence shown for a contact: the newest of their online resources, or null. */
@@ -186,6 +209,7 @@ export class Session extends EventTarget {
           this.visibility = await getVisibility(this.client);
         } while (this.refreshAgain);
         this.pendingCount = this.visibility.pending.length;
+        for (const { jid, nick } of this.visibility.pending) if (nick) this.nicks.set(jid, nick);
         this.emit("visibility");
         const { pending, allowed, blocked } = this.visibility;
         this.askNames([...pending.map((entry) => entry.jid), ...allowed, ...blocked]);
@@ -255,8 +279,10 @@ export class Session extends EventTarget {
     const type = stanza.getAttribute("type") || "available";
     if (SUBSCRIPTION_TYPES.has(type)) {
       if (type === "subscribe") {
+        const nick = readNick(stanza);
+        if (nick) this.nicks.set(jid, nick);
         this.askNames([jid]);
-        this.emit("subscribe", { jid });
+        this.emit("subscribe", { jid, nick });
       }
       this.refreshVisibility().catch(() => {});
       return;

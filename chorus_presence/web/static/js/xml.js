@@ -19,6 +19,8 @@ export const NS = {
   visibility: "urn:chorus:visibility:0",
   routing: "urn:chorus:routing:0",
   vcard4: "urn:ietf:params:xml:ns:vcard-4.0",
+  names: "urn:chorus:names:0",
+  nick: "http://jabber.org/protocol/nick",
 };
 
 const factory = document.implementation.createDocument(null, null, null);
