@@ -119,3 +119,33 @@ async def test_the_status_menu_clears_after_and_shows_until(
     await expect(row.locator(".contact-state")).to_have_text("Available")
     await expect(row.locator(".contact-status")).to_have_text("")
     assert alice.errors == []  # type: ignore[attr-defined]
+
+
+async def test_the_time_zone_is_set_in_settings_and_today_ends_there(
+    clocked: tuple[Harness, ManualClock], browser: Browser
+) -> None:
+    harness, _clock = clocked
+    bob = await harness.login("bob")
+    bob_in = Inbox(bob)
+    bob.send_presence()
+    alice = await portal(browser, harness.server.web.port, "desktop", ALICE)
+    await alice.goto(alice.url.split("#")[0] + "#/settings/presence")
+    zone = alice.get_by_label("Time zone")
+    await expect(zone).to_have_value("UTC")
+    await zone.select_option("Asia/Tokyo")
+    await alice.get_by_role("button", name="Set time zone").click()
+    await expect(alice.locator("#time-zone-result")).to_have_text("Saved.")
+    settings = await harness.ctx.repositories.settings.get("alice")
+    assert settings.time_zone == "Asia/Tokyo"
+
+    await alice.locator("#presence-button").click()
+    await alice.get_by_role("dialog").get_by_label("Away", exact=True).check()
+    await alice.get_by_label("Clear after").select_option(label="Today")
+    await alice.get_by_role("button", name="Set status").click()
+    seen = await bob_in.expect(
+        lambda p: p["from"].bare == ALICE and p.xml.findtext(STATE) == "away",
+        "away for the day in Tokyo",
+    )
+    # Midnight in Tokyo (UTC+9) after 12:00 UTC on 4 May.
+    assert seen.xml.find(STATE).get("until") == "2026-05-04T15:00:00Z"
+    assert alice.errors == []  # type: ignore[attr-defined]
