@@ -43,11 +43,16 @@ START = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC).timestamp()
 
 @pytest.fixture
 async def clocked(
-    tmp_path: Path, tls_files: tuple[Path, Path]
+    request: pytest.FixtureRequest, tmp_path: Path, tls_files: tuple[Path, Path]
 ) -> AsyncIterator[tuple[Harness, ManualClock]]:
+    """A server on SQLite, or on PostgreSQL when a test asks for it (`indirect`)."""
     quiet_slixmpp()
     clock = ManualClock(START)
-    running = await start_server(write_config(tmp_path, tls_files), tls_files[0], clock=clock)
+    storage = {}
+    if getattr(request, "param", "sqlite") == "postgresql":
+        storage = {"backend": "postgresql", "url": request.getfixturevalue("postgres_url")}
+    config = write_config(tmp_path, tls_files, storage=storage)
+    running = await start_server(config, tls_files[0], clock=clock)
     for name in ("alice", "bob", "carol", "dave"):
         await running.add_user(name)
     try:
@@ -224,6 +229,7 @@ async def test_blocked_and_hidden_contacts_learn_nothing(
         assert not heard(inbox), name
 
 
+@pytest.mark.parametrize("clocked", ["sqlite", "postgresql"], indirect=True)
 async def test_an_expiry_in_force_survives_a_restart_and_returns_at_login(
     clocked: tuple[Harness, ManualClock],
 ) -> None:
@@ -255,6 +261,7 @@ async def test_an_expiry_in_force_survives_a_restart_and_returns_at_login(
     assert again.xml.find(STATE).get("until") is None
 
 
+@pytest.mark.parametrize("clocked", ["sqlite", "postgresql"], indirect=True)
 async def test_an_expiry_that_passed_while_down_is_applied_at_start(
     clocked: tuple[Harness, ManualClock],
 ) -> None:
