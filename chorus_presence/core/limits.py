@@ -191,6 +191,10 @@ class FailureThrottle:
         failures = self._failures.get(key)
         if failures is not None and stamp in failures:
             failures.remove(stamp)
+            if not failures:
+                # A key with no failures is no key: every account logged in would otherwise
+                # keep one, and push out the keys that do count failures.
+                del self._failures[key]
 
     def _count(self, key: str) -> float:
         failures = self._failures.pop(key, None)

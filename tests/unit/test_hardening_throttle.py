@@ -101,6 +101,18 @@ def test_releasing_a_successful_attempt_gives_its_place_back(clock: Clock) -> No
     assert throttle.throttled("alice")
 
 
+def test_successful_logins_never_push_out_counted_failures(clock: Clock) -> None:
+    throttle = FailureThrottle(allowed=2, window=WINDOW, clock=clock)
+    throttle.failed("victim")
+    throttle.failed("victim")
+    # More accounts than the throttle remembers log in successfully.
+    for number in range(MAX_KEYS):
+        stamp = throttle.reserve(f"user{number}")
+        assert stamp is not None
+        throttle.release(f"user{number}", stamp)
+    assert throttle.throttled("victim")
+
+
 def test_reserved_failures_leave_with_the_window(clock: Clock) -> None:
     throttle = FailureThrottle(allowed=2, window=WINDOW, clock=clock)
     throttle.reserve("alice")
