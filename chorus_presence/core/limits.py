@@ -29,6 +29,9 @@ MAX_KEYS = 10_000
 class TokenBucket:
     """`rate` units per second, at most `burst` saved up."""
 
+    # One per connection (its inbound bytes): no instance dict.
+    __slots__ = ("_clock", "_stamp", "_tokens", "burst", "rate")
+
     def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic):
         self.rate = rate
         self.burst = burst

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 
 class ClientState:
+    # One per stream: no instance dict.
+    __slots__ = ("_held", "active")
+
     def __init__(self) -> None:
         self.active = True
         self._held: dict[str, bytes] = {}
