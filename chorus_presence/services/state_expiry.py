@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import heapq
-import logging
 import math
 import re
 import zoneinfo
@@ -52,8 +51,6 @@ from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID
 from chorus_presence.xmpp.stanza import Element, child, element
-
-log = logging.getLogger(__name__)
 
 FEATURE = f"{ns.CHORUS_PRESENCE}#expiry"
 TIME_ZONE = ns.qname(ns.CHORUS_PRESENCE, "time-zone")
