@@ -70,6 +70,10 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 READ_SIZE = 65536
+# What the parser works through before the elements it completed are handled, one per loop
+# turn: a read of 64 KiB is some 800 presence changes, whose parsing at once would make that
+# one turn long for every other connection.
+FEED_SIZE = 8192
 # Above this many bytes waiting to go out, a stream reads and handles nothing more from its
 # client until the client has read enough of it (asyncio's own high-water mark for a transport),
 # so that answers are made only as fast as they are taken.
@@ -113,6 +117,8 @@ class ByteWriter(Protocol):
     def get_extra_info(self, name: str, default: Any = None, /) -> Any: ...
 
     def write(self, data: bytes, /) -> None: ...
+
+    def writelines(self, data: list[bytes], /) -> None: ...
 
     async def drain(self) -> None: ...
 
@@ -180,6 +186,9 @@ class ClientStream:
         self._header_sent = False
         self._restart = False
         self._closed = False
+        # What was written to the client in this loop turn and not yet handed to the transport.
+        self._outbox: list[bytes] | None = None
+        self._outbox_bytes = 0
         # Set when the server ends the stream with an error: the connection closes lingering.
         self._linger = False
         # The wait for the client in progress (a read, a drain), which close() cuts short.
@@ -273,18 +282,44 @@ class ClientStream:
             self._abort(reason)
 
     def _write(self, data: bytes) -> None:
+        """Queue `data` for the client. What one loop turn writes to a stream reaches the
+        transport in one call when the turn is over (`_flush`), in the order written: a fan-out
+        that sends one client many stanzas in a turn costs one transport write, not one each."""
         transport = self._writer.transport
         if transport.is_closing():
             # The peer went away and this stream's own task has not noticed yet; it will end
             # the session. A write now must not fail whoever is sending (uvloop raises).
             return
-        try:
-            self._writer.write(data)
-        except (RuntimeError, ConnectionError, OSError):
-            return
-        if transport.get_write_buffer_size() > self.ctx.config.liveness.send_buffer:
+        outbox = self._outbox
+        if outbox is None:
+            self._outbox = [data]
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            outbox.append(data)
+        self._outbox_bytes += len(data)
+        if (
+            transport.get_write_buffer_size() + self._outbox_bytes
+            > self.ctx.config.liveness.send_buffer
+        ):
             # A client that stops reading must not make the server hold its stanzas forever.
             self._abort("send buffer full")
+
+    def _flush(self) -> None:
+        """Hand what is queued to the transport; before anything else touches the connection
+        (a drain, STARTTLS, a close), so that nothing written before is left behind."""
+        outbox = self._outbox
+        if outbox is None:
+            return
+        self._outbox, self._outbox_bytes = None, 0
+        if self._writer.transport.is_closing():
+            return
+        # Each item stays one piece: over WebSocket, one element is one message.
+        with contextlib.suppress(RuntimeError, ConnectionError, OSError):
+            self._writer.writelines(outbox)
+
+    def _drop_outbox(self) -> None:
+        """Forget what is queued: the connection it was for is gone."""
+        self._outbox, self._outbox_bytes = None, 0
 
     def _abort(self, reason: str) -> None:
         if self._closed:
@@ -293,6 +328,7 @@ class ClientStream:
         self._closed = True
         self._lost = False
         self._end_reason = reason
+        self._drop_outbox()
         self._writer.transport.abort()
 
     def close(self, error: StreamError | None = None) -> None:
@@ -348,6 +384,8 @@ class ClientStream:
                     # descriptor, which a resumption does not use again.
                     cap.release()
                     holds_slot = False
+                    # A stream error of a timed-out stream still leaves with the close.
+                    self._flush()
                     self._writer.close()
                     if not await self._hibernate():
                         break
@@ -372,6 +410,7 @@ class ClientStream:
                 self.peer,
             )
         self._end_stream(StreamError("policy-violation", "The server is full"))
+        self._flush()
         # Not waited for: the few bytes leave with the close, and this task is done.
         self._writer.close()
 
@@ -395,6 +434,8 @@ class ClientStream:
         loop = asyncio.get_running_loop()
         quiet = _Quiet(auth_deadline=loop.time() + self.ctx.config.limits.auth_timeout)
         while not self._closed:
+            # Before waiting for the client: what it was answered goes now, not a turn later.
+            self._flush()
             try:
                 data = await self._for_client(
                     self._reader.read(READ_SIZE), self._quiet_timeout(quiet)
@@ -415,17 +456,26 @@ class ClientStream:
                     await self._for_client(asyncio.sleep(delay), None)
                 if self._closed:
                     return
-            for event in self._parser.feed(data):
+            if not await self._take(data, quiet):
+                return
+
+    async def _take(self, data: bytes, quiet: _Quiet) -> bool:
+        """Parse and handle what one read brought, FEED_SIZE bytes at a time; False once the
+        stream is over or handed over."""
+        for start in range(0, len(data), FEED_SIZE):
+            for event in self._parser.feed(data[start : start + FEED_SIZE]):
                 await self._handle(event)
                 if self._closed or self._handed_over:
-                    return
+                    return False
                 if self._restart:
-                    # The client may not send anything after a restart point before our reply.
+                    # The client may not send anything after a restart point before our reply:
+                    # the rest of this read goes with the parser it was meant for.
                     self._restart = False
-                    break
+                    return True
                 await self._end_turn(quiet)
                 if self._closed:
-                    return
+                    return False
+        return True
 
     async def _end_turn(self, quiet: _Quiet) -> None:
         """Between two top-level elements: let other connections have their turn, and wait
@@ -437,9 +487,14 @@ class ClientStream:
         answer it into memory; waiting here keeps its output near the high-water mark, so it
         only meets the send buffer cap when it stops reading altogether.
         """
+        # This client's answers leave at once; what other streams write to it in this turn
+        # goes with its next flush.
+        self._flush()
         await asyncio.sleep(0)
-        if self._writer.transport.get_write_buffer_size() <= OUTPUT_HIGH_WATER:
+        if self._writer.transport.get_write_buffer_size() + self._outbox_bytes <= OUTPUT_HIGH_WATER:
             return
+        # A drain must not overtake what is queued.
+        self._flush()
         while not self._closed:
             try:
                 await self._for_client(self._writer.drain(), self._quiet_timeout(quiet))
@@ -528,6 +583,10 @@ class ClientStream:
     def take_over(self, successor: ClientStream) -> None:
         """Continue this hibernating session on `successor`'s connection (XEP-0198 resume)."""
         assert self._resumed is not None
+        # Whatever is still queued was for the dead connection; the unacknowledged stanzas
+        # are sent again below, on the new one.
+        self._drop_outbox()
+        successor._flush()
         self._reader, self._writer = successor._reader, successor._writer
         self._parser, self.peer = successor._parser, successor.peer
         self.tls_active = successor.tls_active
@@ -551,6 +610,7 @@ class ClientStream:
         """Cut the connection as if it had died (a client resuming elsewhere)."""
         self._lost = True
         self._end_reason = "replaced by a resumed connection"
+        self._drop_outbox()
         self._writer.transport.abort()
 
     def undelivered(self) -> list[bytes]:
@@ -670,6 +730,8 @@ class ClientStream:
             raise StreamError("policy-violation", "STARTTLS is not available at this point")
         self._discard_plaintext(writer)
         self._write(f"<proceed xmlns='{ns.TLS}'/>".encode())
+        # <proceed/> goes out in the clear, before the handshake starts on the transport.
+        self._flush()
         await self._writer.drain()
         try:
             assert self.ctx.ssl_context is not None
@@ -921,6 +983,8 @@ class ClientStream:
 
     async def _close_connection(self) -> None:
         """Close the connection: after a stream error, a lingering close (LINGER_SECONDS)."""
+        # The stream error or closing tag, and whatever came before it, go before the close.
+        self._flush()
         writer = self._writer
         linger = self._linger and not writer.transport.is_closing()
         close_wait = CLOSE_WAIT_SECONDS

@@ -82,9 +82,15 @@ class WebSocketWriter:
         return self._peer if name == "peername" else default
 
     def write(self, data: bytes) -> None:
-        for message in framing.outbound(data):
-            self.queued_bytes += len(message)
-            self._queue.put_nowait(message)
+        self.writelines([data])
+
+    def writelines(self, data: list[bytes]) -> None:
+        """Queue each piece as its own message or messages (RFC 7395 section 3.3.3: one
+        complete element per message); what one loop turn wrote wakes the sender once."""
+        for piece in data:
+            for message in framing.outbound(piece):
+                self.queued_bytes += len(message)
+                self._queue.put_nowait(message)
         if self.queued_bytes > HIGH_WATER:
             self._drained.clear()
 
