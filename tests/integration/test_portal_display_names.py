@@ -24,17 +24,25 @@ LONG_NAME = "Bartholomew Montgomery-Fitzwilliam-Featherstonehaugh, Research"
 expect.set_options(timeout=10_000)
 
 
-async def beneath(upper: Locator, lower: Locator) -> bool:
-    """Whether `lower` starts on a line below the one `upper` ends on."""
-    top, bottom = await upper.bounding_box(), await lower.bounding_box()
-    assert top is not None and bottom is not None
-    return bottom["y"] >= top["y"] + top["height"] - 1
+async def beneath(row: Locator, upper: str, lower: str) -> bool:
+    """Whether the row's `lower` starts on a line below the one its `upper` ends on, measured
+    in one go: a list is drawn again as names arrive."""
+    return bool(
+        await row.evaluate(
+            """(row, [upper, lower]) => {
+              const top = row.querySelector(upper).getBoundingClientRect();
+              const bottom = row.querySelector(lower).getBoundingClientRect();
+              return bottom.top >= top.bottom - 1;
+            }""",
+            [upper, lower],
+        )
+    )
 
 
 async def shows(page: Page, row: Locator, name: str, jid: str, names: str, jids: str) -> None:
     await expect(row.locator(names)).to_have_text(name)
     await expect(row.locator(jids)).to_have_text(jid)
-    assert await beneath(row.locator(names), row.locator(jids))
+    assert await beneath(row, names, jids)
 
 
 @pytest.mark.server_config(**WEB)
