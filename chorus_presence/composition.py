@@ -4,6 +4,9 @@ order, runs the server, and shuts it down cleanly.
 This is the only place that knows every part. Each service gets its collaborators in its
 constructor and subscribes its own handlers to the bus; the order of the `subscribe` calls
 below matters only where priorities are equal.
+
+The cluster, the metrics endpoint and the web listener are imported only when configured:
+with them come the Redis client and aiohttp, some 25 MB a server without them never needs.
 """
 
 from __future__ import annotations
@@ -17,12 +20,10 @@ import resource
 import signal
 import ssl
 import sys
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chorus_presence.admin import presence as presence_admin
 from chorus_presence.admin.channel import AdminChannel
-from chorus_presence.cluster.limits import RedisCounters
-from chorus_presence.cluster.node import ClusterNode
 from chorus_presence.config import Config, ConfigError, check_files
 from chorus_presence.core import topics
 from chorus_presence.core.account_locks import AccountLocks
@@ -36,7 +37,6 @@ from chorus_presence.core.router import StanzaRouter
 from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.server.c2s import ClientStream, StreamContext
 from chorus_presence.server.components import Components
-from chorus_presence.server.metrics_endpoint import MetricsEndpoint
 from chorus_presence.server.session_nonzas import ClientStateService, StreamManagementService
 from chorus_presence.services import (
     adhoc_call_routing,
@@ -63,8 +63,11 @@ from chorus_presence.services.state_expiry import StateExpiryService
 from chorus_presence.services.subscriptions import SubscriptionService
 from chorus_presence.services.visibility import VisibilityService
 from chorus_presence.storage.factory import Repositories, open_repositories, quiet_driver_logging
-from chorus_presence.web.server import WebListener
 from chorus_presence.xmpp.errors import StreamError
+
+if TYPE_CHECKING:
+    from chorus_presence.server.metrics_endpoint import MetricsEndpoint
+    from chorus_presence.web.server import WebListener
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,8 @@ async def build(
     metrics = Metrics(lambda: len(sessions))
     shared = None
     if config.cluster.enabled:
+        from chorus_presence.cluster.limits import RedisCounters
+
         shared = RedisCounters(
             config.cluster.redis, config.limits, timeout=config.cluster.node_timeout
         )
@@ -200,6 +205,8 @@ async def build(
         module.subscribe(bus)
     cluster = None
     if config.cluster.enabled:
+        from chorus_presence.cluster.node import ClusterNode
+
         cluster = ClusterNode(
             config.cluster,
             bus,
@@ -294,9 +301,13 @@ class Server:
                 self._accept, config.c2s.host, config.c2s.port, limit=2**20
             )
             if config.metrics.enabled:
+                from chorus_presence.server.metrics_endpoint import MetricsEndpoint
+
                 self.metrics_endpoint = MetricsEndpoint(self.ctx.metrics, config.metrics)
                 await self.metrics_endpoint.start()
             if config.web.enabled:
+                from chorus_presence.web.server import WebListener
+
                 self.web = WebListener(self.ctx.streams)
                 await self.web.start()
         except BaseException:

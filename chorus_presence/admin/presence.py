@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from chorus_presence.admin.common import AdminError, Command, existing_user, user_jid
-from chorus_presence.cluster.node import ClusterUnavailable
 from chorus_presence.core.metrics import KINDS
 from chorus_presence.server.components import Components
 from chorus_presence.services.rich_states import SHOW, STATUS
@@ -151,6 +150,9 @@ async def _ask_others(ctx: Components, query: str) -> dict[str, object]:
     """The other nodes' answers to `query`, by node; none on a single node."""
     if ctx.cluster is None:
         return {}
+    # Loaded already, with the cluster; a single server never imports it.
+    from chorus_presence.cluster.node import ClusterUnavailable
+
     try:
         return await ctx.cluster.ask_all(query)
     except ClusterUnavailable:

@@ -11,13 +11,6 @@ import asyncio
 
 from rich.markup import escape
 
-from chorus_presence.certs import (
-    FINGERPRINTS,
-    CertificateError,
-    certificate_fingerprint,
-    ensure_certificate,
-    is_self_signed,
-)
 from chorus_presence.cli.common import CliError, command_hint, console
 from chorus_presence.config import Config
 from chorus_presence.storage.factory import prepare
@@ -35,6 +28,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    # Here, not at the top: every command line, `serve` too, imports this module to list the
+    # commands, and only `init` needs the cryptography package (some 10 MB).
+    from chorus_presence.certs import (
+        FINGERPRINTS,
+        CertificateError,
+        certificate_fingerprint,
+        ensure_certificate,
+        is_self_signed,
+    )
+
     prepared = asyncio.run(prepare(config.storage))
     _report("created" if prepared.created else "exists", prepared.description)
 

@@ -8,8 +8,8 @@ shuts down in order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from chorus_presence.cluster.node import ClusterNode
 from chorus_presence.config import Config
 from chorus_presence.core.background import BackgroundWork
 from chorus_presence.core.bus import Bus
@@ -29,6 +29,10 @@ from chorus_presence.services.sign_ins import SignInService
 from chorus_presence.services.subscriptions import SubscriptionService
 from chorus_presence.services.visibility import VisibilityService
 from chorus_presence.storage.factory import Repositories
+
+if TYPE_CHECKING:
+    # Only for the type: a server outside a cluster never loads the cluster or Redis.
+    from chorus_presence.cluster.node import ClusterNode
 
 
 @dataclass(frozen=True)

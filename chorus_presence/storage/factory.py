@@ -3,6 +3,9 @@
 This is the one place that knows which classes implement each interface; the rest of the
 server receives a `Repositories` and never names a backend. `prepare` is what `init` runs:
 the backend's schema brought up to date, and a line saying what it found.
+
+The PostgreSQL backend is imported only when it is the one configured: a server on SQLite
+never loads asyncpg, which costs several MB of memory.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chorus_presence.config import StorageConfig, display_url
 from chorus_presence.storage.accounts import AccountRepository
@@ -33,21 +37,6 @@ from chorus_presence.storage.interfaces import (
 )
 from chorus_presence.storage.last_activity import LastActivityRepository
 from chorus_presence.storage.offline import OfflineMessageRepository
-from chorus_presence.storage.postgres import accounts as pg_accounts
-from chorus_presence.storage.postgres import blocks as pg_blocks
-from chorus_presence.storage.postgres import consistency as pg_consistency
-from chorus_presence.storage.postgres import display_names as pg_display_names
-from chorus_presence.storage.postgres import last_activity as pg_last_activity
-from chorus_presence.storage.postgres import offline as pg_offline
-from chorus_presence.storage.postgres import rosters as pg_rosters
-from chorus_presence.storage.postgres import routing as pg_routing
-from chorus_presence.storage.postgres import schema as pg_schema
-from chorus_presence.storage.postgres import server_state as pg_server_state
-from chorus_presence.storage.postgres import settings as pg_settings
-from chorus_presence.storage.postgres import sign_ins as pg_sign_ins
-from chorus_presence.storage.postgres import state_expiry as pg_state_expiry
-from chorus_presence.storage.postgres import visibility as pg_visibility
-from chorus_presence.storage.postgres.pool import Pool
 from chorus_presence.storage.rosters import RosterRepository
 from chorus_presence.storage.routing import RoutingRepository
 from chorus_presence.storage.server_state import ServerStateRepository
@@ -55,6 +44,9 @@ from chorus_presence.storage.settings import SettingsRepository
 from chorus_presence.storage.sign_ins import SignInRepository
 from chorus_presence.storage.state_expiry import StateExpiryRepository
 from chorus_presence.storage.visibility import PresenceBlockRepository
+
+if TYPE_CHECKING:
+    from chorus_presence.storage.postgres.pool import Pool
 
 
 @dataclass(frozen=True)
@@ -106,6 +98,9 @@ async def open_repositories(config: StorageConfig, domain: str) -> Repositories:
             raise
         return _sqlite(db, domain)
     if config.backend == "postgresql":
+        from chorus_presence.storage.postgres import consistency as pg_consistency
+        from chorus_presence.storage.postgres import schema as pg_schema
+
         pool = await _postgres_pool(config)
         try:
             await pg_schema.migrate(pool)
@@ -132,6 +127,8 @@ async def prepare(config: StorageConfig) -> Prepared:
             not existed, where if not existed else f"{where} (schema version {version})"
         )
     if config.backend == "postgresql":
+        from chorus_presence.storage.postgres import schema as pg_schema
+
         pool = await _postgres_pool(config)
         try:
             before = await pg_schema.schema_version(pool)
@@ -144,6 +141,8 @@ async def prepare(config: StorageConfig) -> Prepared:
 
 
 async def _postgres_pool(config: StorageConfig) -> Pool:
+    from chorus_presence.storage.postgres.pool import Pool
+
     # Config parsing requires the URL with this backend; this guards a StorageConfig built by
     # hand.
     if config.url is None:
@@ -170,6 +169,19 @@ def _sqlite(db: Database, domain: str) -> Repositories:
 
 
 def _postgres(pool: Pool, domain: str) -> Repositories:
+    from chorus_presence.storage.postgres import accounts as pg_accounts
+    from chorus_presence.storage.postgres import blocks as pg_blocks
+    from chorus_presence.storage.postgres import display_names as pg_display_names
+    from chorus_presence.storage.postgres import last_activity as pg_last_activity
+    from chorus_presence.storage.postgres import offline as pg_offline
+    from chorus_presence.storage.postgres import rosters as pg_rosters
+    from chorus_presence.storage.postgres import routing as pg_routing
+    from chorus_presence.storage.postgres import server_state as pg_server_state
+    from chorus_presence.storage.postgres import settings as pg_settings
+    from chorus_presence.storage.postgres import sign_ins as pg_sign_ins
+    from chorus_presence.storage.postgres import state_expiry as pg_state_expiry
+    from chorus_presence.storage.postgres import visibility as pg_visibility
+
     return Repositories(
         accounts=pg_accounts.AccountRepository(pool, domain),
         rosters=pg_rosters.RosterRepository(pool),
