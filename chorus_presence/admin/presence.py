@@ -100,7 +100,7 @@ async def _local_stats(ctx: Components) -> dict[str, object]:
         "sessions": len(streams),
         "online_users": len({stream.jid.bare for stream in streams if stream.jid is not None}),
         "available_resources": sum(ctx.presence.is_available(stream) for stream in streams),
-        "hibernating": sum(stream.hibernating.is_set() for stream in streams),
+        "hibernating": sum(stream.is_hibernating for stream in streams),
         "accounts": await ctx.accounts.count(),
         "stanzas_received": {k: counter("chorus_stanzas_received", kind=k) for k in KINDS},
         "stanzas_sent": {k: counter("chorus_stanzas_sent", kind=k) for k in KINDS},
@@ -136,7 +136,7 @@ def _session(ctx: Components, stream: ClientStream) -> dict[str, object]:
         "tls": stream.tls_active,
         "state": presence.state if presence is not None else None,
         "resumable": stream.sm is not None and stream.sm.resumable,
-        "hibernating": stream.hibernating.is_set(),
+        "hibernating": stream.is_hibernating,
         "inactive": not stream.client_state.active,
     }
 

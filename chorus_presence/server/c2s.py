@@ -203,7 +203,8 @@ class ClientStream:
         self.sm: StreamManagement | None = None
         self.client_state = ClientState()
         self._resumed: asyncio.Future[bool] | None = None
-        self.hibernating = asyncio.Event()
+        # Made by the first who asks (`hibernating`): most sessions never hibernate.
+        self._hibernating: asyncio.Event | None = None
         _enable_keepalive(writer)
 
     @property
@@ -216,6 +217,17 @@ class ClientStream:
     @property
     def is_bound(self) -> bool:
         return self._jid is not None
+
+    @property
+    def hibernating(self) -> asyncio.Event:
+        """Set while the session hibernates (its connection gone, waiting for a resumption)."""
+        if self._hibernating is None:
+            self._hibernating = asyncio.Event()
+        return self._hibernating
+
+    @property
+    def is_hibernating(self) -> bool:
+        return self._hibernating is not None and self._hibernating.is_set()
 
     # Writing
 

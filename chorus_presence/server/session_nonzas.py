@@ -83,7 +83,7 @@ class StreamManagementService:
         if stream.is_bound or old is None or old.username != stream.username:
             stream.write_nonza(failed("item-not-found"))
             return STOP
-        if not old.hibernating.is_set():
+        if not old.is_hibernating:
             # The server has not noticed yet that the old connection is gone.
             old.drop_connection()
             try:
