@@ -40,6 +40,7 @@ from chorus_presence.server.components import Components
 from chorus_presence.server.session_nonzas import ClientStateService, StreamManagementService
 from chorus_presence.services import (
     adhoc_call_routing,
+    adhoc_priority,
     adhoc_state,
     adhoc_visibility,
     legacy_session,
@@ -55,6 +56,7 @@ from chorus_presence.services.display_names import DisplayNameService
 from chorus_presence.services.last_activity import LastActivityService
 from chorus_presence.services.messages import MessageService
 from chorus_presence.services.presence import PresenceService
+from chorus_presence.services.priority_access import PriorityAccessService
 from chorus_presence.services.registration import RegistrationService
 from chorus_presence.services.roster_iq import RosterIq
 from chorus_presence.services.rosters import RosterService
@@ -142,6 +144,12 @@ async def build(
         sessions,
         domain=domain,
     )
+    priority_access = PriorityAccessService(
+        repositories.priority_contacts,
+        accounts,
+        domain=domain,
+        state_of=presence.effective_state,
+    )
     call_routing = CallRoutingService(
         repositories.settings,
         repositories.routing,
@@ -150,10 +158,12 @@ async def build(
         domain=domain,
         admins=config.admins,
         state_of=presence.effective_state,
+        breaks_through=priority_access.breaks_through,
     )
     adhoc = AdhocService(bus, domain=domain)
     adhoc_visibility.register(adhoc, visibility)
     adhoc_call_routing.register(adhoc, call_routing)
+    adhoc_priority.register(adhoc, priority_access)
     expiry = await StateExpiryService.load(
         repositories.state_expiries,
         repositories.settings,
@@ -193,6 +203,7 @@ async def build(
         subscriptions,
         visibility,
         adhoc,
+        priority_access,
         messages,
         call_routing,
         last_activity,
@@ -240,6 +251,7 @@ async def build(
         visibility=visibility,
         block_list=block_list,
         call_routing=call_routing,
+        priority_access=priority_access,
         adhoc=adhoc,
         stream_management=stream_management,
         sign_ins=sign_ins,

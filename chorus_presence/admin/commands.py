@@ -7,7 +7,15 @@ import inspect
 import logging
 from typing import Any
 
-from chorus_presence.admin import presence, rosters, routing, sign_ins, users, visibility
+from chorus_presence.admin import (
+    presence,
+    priority,
+    rosters,
+    routing,
+    sign_ins,
+    users,
+    visibility,
+)
 from chorus_presence.admin.common import AdminError, Command
 from chorus_presence.server.components import Components
 
@@ -19,6 +27,7 @@ COMMANDS: dict[str, Command] = {
     **presence.COMMANDS,
     **visibility.COMMANDS,
     **routing.COMMANDS,
+    **priority.COMMANDS,
     **sign_ins.COMMANDS,
 }
 SECRET_ARGUMENTS = frozenset({"password"})

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chorus_presence.admin.common import AdminError, Command, existing_username
+from chorus_presence.admin.common import AdminError, Command, existing_username, is_localpart
 from chorus_presence.server.components import Components
 from chorus_presence.services.call_routing import Device, RoutingConfig
+from chorus_presence.xmpp.jid import JID, JIDError
 
 SETTINGS = ("enabled", "default", "devices", "map")
 
@@ -49,8 +50,10 @@ async def set_(ctx: Components, user: str, **changes: object) -> dict[str, objec
     return await show(ctx, user)
 
 
-async def route(ctx: Components, user: str) -> dict[str, object]:
-    answer = await ctx.call_routing.route(await existing_username(ctx, user))
+async def route(ctx: Components, user: str, caller: str | None = None) -> dict[str, object]:
+    """The device ringing now, for a call from `caller` (a JID or a localpart) when given."""
+    owner = await existing_username(ctx, user)
+    answer = await ctx.call_routing.route(owner, _caller(ctx, caller))
     device = answer.device
     return {
         "user": f"{answer.user}@{ctx.domain}",
@@ -68,6 +71,17 @@ async def grant(ctx: Components, user: str) -> dict[str, object]:
 async def revoke(ctx: Components, user: str) -> dict[str, object]:
     await ctx.call_routing.set_permission(await existing_username(ctx, user), False)
     return await show(ctx, user)
+
+
+def _caller(ctx: Components, text: str | None) -> JID | None:
+    if text is None:
+        return None
+    if is_localpart(text, ctx.domain):
+        text = f"{text}@{ctx.domain}"
+    try:
+        return JID.parse(text).bare
+    except JIDError:
+        raise AdminError(f"The caller {text!r} is not a valid JID") from None
 
 
 def _name(value: object) -> str | None:

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from chorus_presence import __version__
-from chorus_presence.cli import init, presence, rosters, routing, sign_ins, users, visibility
+from chorus_presence.cli import (
+    init,
+    presence,
+    priority,
+    rosters,
+    routing,
+    sign_ins,
+    users,
+    visibility,
+)
 from chorus_presence.cli.common import FAILURE, USAGE, CliError
 from chorus_presence.config import LOG_LEVELS, Config, ConfigError, load_config, resolve_config_path
 from chorus_presence.storage.database import SchemaError
@@ -74,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     presence.add_parsers(commands)
     visibility.add_parser(commands)
     routing.add_parser(commands)
+    priority.add_parser(commands)
     sign_ins.add_parser(commands)
     return parser
 

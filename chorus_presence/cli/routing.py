@@ -97,9 +97,16 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     set_.set_defaults(handler=_set)
 
     route = actions.add_parser(
-        "route", help="the device ringing now", description="Which device rings for USER now."
+        "route",
+        help="the device ringing now",
+        description="Which device rings for USER now; with --caller, for a call from CALLER:"
+        " one on USER's priority list rings the device of Available while USER is in Do Not"
+        " Disturb, Busy or In Meeting.",
     )
     user_argument(route)
+    route.add_argument(
+        "--caller", metavar="CALLER", help="who calls: localpart (bob) or JID (bob@domain)"
+    )
     json_option(route)
     route.set_defaults(handler=_route)
 
@@ -166,7 +173,10 @@ def _set(args: argparse.Namespace, config: Config) -> int:
 
 
 def _route(args: argparse.Namespace, config: Config) -> int:
-    answer = call(config, "routing.route", user=args.user)
+    arguments = {"user": args.user}
+    if args.caller is not None:
+        arguments["caller"] = args.caller
+    answer = call(config, "routing.route", **arguments)
     if args.json:
         print_json(answer)
     elif answer["device"] is None:

@@ -4,6 +4,7 @@
     pending = await xmpp.plugin["chorus"].pending()
     await xmpp.plugin["chorus"].accept(pending[0].jid)
     answer = await xmpp.plugin["chorus"].route("alice@example.com")
+    await xmpp.plugin["chorus"].add_priority("bob@example.com")
     await xmpp.plugin["chorus"].set_name("Reception Bot")
     names = await xmpp.plugin["chorus"].names(["alice@example.com", "bob@example.com"])
     xmpp.plugin["chorus"].subscribe("carol@example.com", nick="Reception Bot")
@@ -29,6 +30,7 @@ PRESENCE = "urn:chorus:presence:0"
 VISIBILITY = "urn:chorus:visibility:0"
 ROUTING = "urn:chorus:routing:0"
 NAMES = "urn:chorus:names:0"
+DND = "urn:chorus:dnd:0"
 VCARD4 = "urn:ietf:params:xml:ns:vcard-4.0"
 NICK = "http://jabber.org/protocol/nick"
 DELAY = "urn:xmpp:delay"
@@ -182,6 +184,26 @@ class Chorus(BasePlugin):
     async def allow(self, jid: str) -> None:
         await self._query("set", ET.Element(f"{{{VISIBILITY}}}allow", {"jid": str(jid)}))
 
+    # Do Not Disturb with priority access
+
+    async def priority_list(self) -> list[str]:
+        """The people whose messages and calls reach the user in Do Not Disturb."""
+        node = await self._query("get", ET.Element(f"{{{DND}}}priority-list"))
+        return [contact.get("jid") for contact in node.iter(f"{{{DND}}}contact")]
+
+    async def add_priority(self, jid: str) -> None:
+        """Put a user of the server on the priority list; a refusal raises IqError."""
+        await self._query("set", ET.Element(f"{{{DND}}}add", {"jid": str(jid)}))
+
+    async def remove_priority(self, jid: str) -> None:
+        await self._query("set", ET.Element(f"{{{DND}}}remove", {"jid": str(jid)}))
+
+    @staticmethod
+    def is_silent(message) -> bool:
+        """Whether the server marked a received message not to alert (the user is in Do Not
+        Disturb and the sender is not on the priority list)."""
+        return message.xml.find(f"{{{DND}}}no-alert") is not None
+
     # Display names
 
     async def set_name(self, name: str | None) -> None:
@@ -244,9 +266,11 @@ class Chorus(BasePlugin):
             ET.SubElement(node, f"{{{ROUTING}}}map", {"state": state, "device": device_name})
         await self._query("set", node)
 
-    async def route(self, jid: str | None = None) -> Route:
-        """Which device rings for `jid` now (yourself when None)."""
-        node = await self._query("get", ET.Element(f"{{{ROUTING}}}route"), to=jid)
+    async def route(self, jid: str | None = None, *, caller: str | None = None) -> Route:
+        """Which device rings for `jid` now (yourself when None), for a call from `caller`
+        when given: one on the priority list rings the device of `available` in DND."""
+        query = ET.Element(f"{{{ROUTING}}}route", {"caller": str(caller)} if caller else {})
+        node = await self._query("get", query, to=jid)
         device = None
         if node.get("device"):
             device = Device(node.get("device"), node.get("kind"))

@@ -24,6 +24,7 @@ from chorus_presence.services.adhoc import AdhocService
 from chorus_presence.services.block_list import BlockListService
 from chorus_presence.services.call_routing import CallRoutingService
 from chorus_presence.services.presence import PresenceService
+from chorus_presence.services.priority_access import PriorityAccessService
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.sign_ins import SignInService
 from chorus_presence.services.subscriptions import SubscriptionService
@@ -52,6 +53,7 @@ class Components:
     visibility: VisibilityService
     block_list: BlockListService
     call_routing: CallRoutingService
+    priority_access: PriorityAccessService
     adhoc: AdhocService
     stream_management: StreamManagementService
     sign_ins: SignInService

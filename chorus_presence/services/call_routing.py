@@ -8,12 +8,14 @@ and state -> device map, the rule of who may ask which device rings for whom, an
 refusals. Blocks (XEP-0191) are the stanza filter's business: a blocked asker is refused before
 a route query gets here, with the answer a stranger gets. The presence blocked list is this
 module's: the answer reveals the user's state, so whoever the user keeps from their presence is
-refused, admins and permitted accounts included.
+refused, admins and permitted accounts included. A route query may name the caller: one on
+the user's priority list (`services.priority_access`) gets the device of `available` while the
+user is in Do Not Disturb, Busy or In Meeting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from chorus_presence.core import topics
@@ -21,6 +23,7 @@ from chorus_presence.core.bus import Bus
 from chorus_presence.core.events import IqRequest
 from chorus_presence.services import rich_states
 from chorus_presence.services.accounts import AccountService
+from chorus_presence.services.priority_access import QUIET_STATES
 from chorus_presence.storage.interfaces import PresenceBlockStore, RoutingStore, SettingsStore
 from chorus_presence.storage.routing import StoredRouting
 from chorus_presence.xmpp import namespaces as ns
@@ -43,6 +46,8 @@ MAX_DEVICES = 32
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 StateOf = Callable[[JID], str]
+# Whether a caller (a JID) is on a user's (a username's) priority list.
+BreaksThrough = Callable[[str, JID], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,8 @@ class CallRoutingService:
     """The routing rule over stored configurations and the live effective state.
 
     `state_of` gives a bare JID's effective state ('offline' with no resource online); the
-    server passes the presence service's.
+    server passes the presence service's. `breaks_through` says whether a caller is on a
+    user's priority list: for such a caller a user in DND is routed as if available.
     """
 
     def __init__(
@@ -101,6 +107,7 @@ class CallRoutingService:
         domain: str,
         admins: Iterable[str],
         state_of: StateOf,
+        breaks_through: BreaksThrough,
     ) -> None:
         self._settings = settings
         self._repo = repo
@@ -109,6 +116,7 @@ class CallRoutingService:
         self._domain = domain
         self._admins = frozenset(admins)
         self._state_of = state_of
+        self._breaks_through = breaks_through
 
     def subscribe(self, bus: Bus) -> None:
         bus.on(topics.iq("get", "bare", ROUTING), self._get_config)
@@ -131,12 +139,22 @@ class CallRoutingService:
         )
         return await self._load(owner)
 
-    async def route(self, owner: str) -> RouteAnswer:
-        """The device that rings for `owner` now; raises item-not-found for an unknown user."""
+    async def route(self, owner: str, caller: JID | None = None) -> RouteAnswer:
+        """The device that rings for `owner` now, for a call from `caller` if known: one on
+        the owner's priority list gets the device of `available` in a DND state. Raises
+        item-not-found for an unknown user."""
         owner = await self._existing(owner)
         config = await self._load(owner)
         state = self._state_of(JID(owner, self._domain))
-        name = config.mapping.get(state) if config.enabled else None
+        routed = state
+        if (
+            caller is not None
+            and config.enabled
+            and state in QUIET_STATES
+            and await self._breaks_through(owner, caller)
+        ):
+            routed = "available"
+        name = config.mapping.get(routed) if config.enabled else None
         if name is None:
             name = config.default_device
         devices = {device.name: device for device in config.devices}
@@ -189,7 +207,7 @@ class CallRoutingService:
                 "forbidden",
                 f"{subject} keeps you from seeing their presence, which the route would reveal",
             )
-        answer = await self.route(subject.local)
+        answer = await self.route(subject.local, _caller(request.payload))
         node = element(
             "route",
             {"jid": str(JID(answer.user, self._domain)), "state": answer.state},
@@ -306,6 +324,17 @@ def _required(node: Element, name: str) -> str:
     if value is None:
         raise StanzaError("bad-request", f"<{local_name(node)}/> needs '{name}'")
     return value
+
+
+def _caller(node: Element) -> JID | None:
+    """The caller a route query names, as a bare JID; None when it names none."""
+    text = node.get("caller")
+    if text is None:
+        return None
+    try:
+        return JID.parse(text).bare
+    except JIDError as exc:
+        raise StanzaError("jid-malformed", f"'{text}' is not a valid JID") from exc
 
 
 def _own_account(request: IqRequest) -> str:

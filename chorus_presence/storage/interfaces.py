@@ -88,6 +88,24 @@ class PresenceBlockStore(Protocol):
     async def list(self, owner: str) -> list[str]: ...
 
 
+class PriorityContactStore(Protocol):
+    """Priority lists: the users of this server whose messages and calls reach each user as
+    usual while the user is in Do Not Disturb. Usernames on both sides; a row goes with either
+    account."""
+
+    async def contains(self, owner: str, contact: str) -> bool: ...
+
+    async def add(self, owner: str, contact: str) -> bool:
+        """False when the contact was on the list already or either account is gone."""
+
+    async def remove(self, owner: str, contact: str) -> bool:
+        """False if the contact was not on the list."""
+
+    # Last: once defined, `list` in this class body names the method, not the builtin.
+    async def list(self, owner: str) -> list[str]:
+        """The owner's priority contacts, by username."""
+
+
 class SettingsStore(Protocol):
     """Per-user product settings."""
 

@@ -37,6 +37,7 @@ CHORUS_VISIBILITY = "urn:chorus:visibility:0"
 CHORUS_ROUTING = "urn:chorus:routing:0"
 CHORUS_SIGN_INS = "urn:chorus:sign-ins:0"
 CHORUS_NAMES = "urn:chorus:names:0"
+CHORUS_DND = "urn:chorus:dnd:0"
 
 XML_LANG = f"{{{XML}}}lang"
 

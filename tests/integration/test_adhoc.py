@@ -71,6 +71,7 @@ async def test_commands_are_listed_and_described(users: Harness) -> None:
         PENDING: "Pending presence status requests (1)",
         ALLOWED: "Users allowed to see your presence status (0)",
         "urn:chorus:cmd:devices": "Devices and call routing",
+        "urn:chorus:cmd:priority": "People who reach me in Do Not Disturb (0)",
         "urn:chorus:cmd:state": "Set my status",
         BLOCKED: "Users blocked from seeing your presence status (0)",
     }

@@ -349,6 +349,7 @@ async def test_command_names_carry_the_counts(users: Harness) -> None:
         ALLOWED: "Users allowed to see your presence status (0)",
         BLOCKED: "Users blocked from seeing your presence status (0)",
         DEVICES: "Devices and call routing",
+        "urn:chorus:cmd:priority": "People who reach me in Do Not Disturb (0)",
         STATE: "Set my status",
     }
 
