@@ -18,14 +18,21 @@ Scenarios, each printing one JSON line on stdout (progress goes to stderr):
   between the last sustained and the first that was not), then an unthrottled burst where
   each user changes presence R times. Deliveries/s at the receivers, latency, exact loss.
 - `idle`: server RSS per idle logged-in session, from /proc/PID/status.
+- `company-provision`, `company`: G groups of S users (bg0 ... in g0, g1, ...) where everyone
+  sees everyone in their group, the groups made by the server (its own group feature): the
+  users registered; then a morning login storm (until all are online and each has every group
+  mate's presence), single changes timed to the last of S-1 mates on an idle server, and the
+  fan-out's rate ladder for the max sustainable presence changes/s.
 - `ghost`: time from a client's abrupt TCP close (FIN or RST) to its contacts receiving
   unavailable and, optionally, the same after a silent death (socket open, never read again).
 - `abuse`: a bystander's round-trip time (XEP-0199 pings to the server at a steady rate,
   p50/p99/max) with no load, then while one client floods roster gets (its user has R roster
   items; it writes gets back to back and reads its results slowly), then while one account
-  has M resources each sending presence changes in a loop; with what each abuser got done.
-  The bystander runs in a process of its own (the internal `bystander` scenario), so that
-  the abusers' work in this process cannot delay its measurements.
+  has M resources each sending presence changes in a loop, then while F clients, each with
+  contacts among the others, flood presence changes back to back, the bystander also logging
+  in again and again (its login round trip, roster get included, p50/p99); with what each
+  abuser got done. The bystander runs in a process of its own (the internal `bystander`
+  scenario), so that the abusers' work in this process cannot delay its measurements.
 
 Usage: bench.py --port 5222 --domain localhost SCENARIO [options]; see --help of each scenario.
 Against a cluster, `--port` lists every node's port (`--port 15224,15225`): connection i goes
@@ -56,14 +63,26 @@ DEFAULT_PASSWORD = "bench-secret-1"
 RESOURCE = "bench"
 RING_PREFIX = "bu"
 IDLE_PREFIX = "bi"
+# The company scenario's users (bg0, bg1, ...) and groups (g0, g1, ...).
+COMPANY_PREFIX = "bg"
+COMPANY_GROUP_PREFIX = "g"
+COMPANY_JID = re.compile(rb"bg(\d+)@")
 # The abuse scenario's accounts, and its flooder's roster contacts (which need not exist).
 BYSTANDER_USER = "bxping"
 FLOOD_USER = "bxflood"
 STORM_USER = "bxmulti"
+# The bystander's login series rotates over this many accounts of its own (bxping0, ...): a
+# server may refuse a login while another of the same account from the same address is checked.
+BYSTANDER_LOGIN_ACCOUNTS = 20
+# The presence flooders (bxp0, bxp1, ...), each with contacts among the others.
+PRESENCE_FLOOD_PREFIX = "bxp"
 CONTACT_PREFIX = "bxc"
 # Connection indices of the abusers in the scenario's process (ring users start at 0,
 # registration streams at -1 going down).
 FLOOD_INDEX = -1000
+PRESENCE_FLOOD_INDEX = -3000
+# The presence flooders' logins in flight: a handful, as clients that start together.
+FLOOD_LOGINS_IN_FLIGHT = 5
 # Roster gets the flooder writes at once, and roster sets in flight while provisioning.
 FLOOD_BATCH = 100
 ROSTER_SETS_IN_FLIGHT = 64
@@ -391,6 +410,8 @@ class Run:
         self.ping_errors = 0
         self.flood: Flood | None = None
         self.storm: Storm | None = None
+        self.company: Company | None = None
+        self.presence_flood: PresenceFlood | None = None
 
     def jid(self, user: str) -> bytes:
         return f"{user}@{self.domain}".encode()
@@ -547,6 +568,8 @@ class Conn(asyncio.Protocol):
                 sender = attrs.get(b"from")
                 if sender:
                     self.write(b"<presence type='subscribed' to=%s/>" % quote(bare(sender)))
+            elif stanza_type is None and self.run.company is not None:
+                self.run.company.presence(self.index, attrs.get(b"from", b""))
 
     def _answer_iq(self, stanza: bytes, attrs: dict[bytes, bytes], stanza_type: bytes) -> None:
         to = b" to=" + quote(attrs[b"from"]) if b"from" in attrs else b""
@@ -1101,36 +1124,32 @@ def step_verdict(result: dict[str, object], p99_limit_ms: float, keep_up: float)
     return None
 
 
-async def scenario_fanout(run: Run, args: argparse.Namespace) -> dict[str, object]:
-    check_ring(args.users, args.contacts)
-    batch = await login_many(run, ring_users(args.users), args.concurrency)
-    if batch.failures:
-        await close_all(run, batch.conns)
-        raise XmppError(f"{batch.failures} users could not log in: {run.errors[:3]}")
-    conns = [batch.conns[index] for index in sorted(batch.conns)]
-    for conn in conns:
-        conn.use_handler(fanout_data)
-    await wait_quiet(run, quiet=1.0, limit=20.0)
-    result: dict[str, object] = {
-        "users": args.users,
-        "contacts": args.contacts,
-        "changes_per_user": args.changes,
-        "p99_limit_ms": args.p99_limit_ms,
-        "keep_up": args.keep_up,
-    }
+async def climb(
+    run: Run,
+    conns: Sequence[Conn],
+    contacts: int,
+    args: argparse.Namespace,
+    *,
+    first_step: int,
+    min_changes: int,
+) -> tuple[list[dict[str, object]], dict[str, object] | None, str]:
+    """The offered rate's ladder: steps from --rate-start, x--rate-factor each, until one is
+    not sustainable, then --refine steps between the last sustained and the first not; every
+    step, the highest sustained (or None) and why the climb stopped. A step has at least
+    `min_changes` changes (the fan-out's: one per user)."""
     steps: list[dict[str, object]] = []
     best: dict[str, object] | None = None
     stop = "max steps reached"
     rate = args.rate_start
-    step_id = 0
+    step_id = first_step - 1
     for _ in range(args.max_steps):
         step_id += 1
-        changes = max(args.users, round(rate * args.step_seconds))
+        changes = max(min_changes, round(rate * args.step_seconds))
         outcome = await run_step(
-            run, conns, step_id, changes, args.contacts, rate=rate, drain=args.drain
+            run, conns, step_id, changes, contacts, rate=rate, drain=args.drain
         )
         steps.append(outcome)
-        log(f"fanout step {outcome}")
+        log(f"step {outcome}")
         if run.disconnects:
             stop = f"{run.disconnects} sessions disconnected"
             break
@@ -1152,13 +1171,13 @@ async def scenario_fanout(run: Run, args: argparse.Namespace) -> dict[str, objec
             nonlocal best, step_id
             await wait_quiet(run, quiet=0.3, limit=args.drain)
             step_id += 1
-            changes = max(args.users, round(middle * args.step_seconds))
+            changes = max(min_changes, round(middle * args.step_seconds))
             outcome = await run_step(
-                run, conns, step_id, changes, args.contacts, rate=middle, drain=args.drain
+                run, conns, step_id, changes, contacts, rate=middle, drain=args.drain
             )
             outcome["refinement"] = True
             steps.append(outcome)
-            log(f"fanout refinement {outcome}")
+            log(f"refinement {outcome}")
             if run.disconnects:
                 return None
             if step_verdict(outcome, args.p99_limit_ms, args.keep_up) is not None:
@@ -1167,6 +1186,30 @@ async def scenario_fanout(run: Run, args: argparse.Namespace) -> dict[str, objec
             return True
 
         await refine(low, rate, args.refine, sustained)
+    return steps, best, stop
+
+
+async def scenario_fanout(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    check_ring(args.users, args.contacts)
+    batch = await login_many(run, ring_users(args.users), args.concurrency)
+    if batch.failures:
+        await close_all(run, batch.conns)
+        raise XmppError(f"{batch.failures} users could not log in: {run.errors[:3]}")
+    conns = [batch.conns[index] for index in sorted(batch.conns)]
+    for conn in conns:
+        conn.use_handler(fanout_data)
+    await wait_quiet(run, quiet=1.0, limit=20.0)
+    result: dict[str, object] = {
+        "users": args.users,
+        "contacts": args.contacts,
+        "changes_per_user": args.changes,
+        "p99_limit_ms": args.p99_limit_ms,
+        "keep_up": args.keep_up,
+    }
+    steps, best, stop = await climb(
+        run, conns, args.contacts, args, first_step=1, min_changes=args.users
+    )
+    step_id = len(steps)
     result["steps"] = steps
     result["stop_reason"] = stop
     result["max_sustainable"] = best
@@ -1312,6 +1355,8 @@ async def scenario_ghost(run: Run, args: argparse.Namespace) -> dict[str, object
 
 # Scenario: abuse
 
+ABUSE_PHASES = ("roster_flood", "presence_storm", "presence_flood")
+
 
 @dataclass(slots=True)
 class Flood:
@@ -1440,7 +1485,8 @@ async def ping_series(conn: Conn, seconds: float, rate: float, grace: float) -> 
 
 async def scenario_bystander(run: Run, args: argparse.Namespace) -> dict[str, object]:
     """Internal, for `abuse`: log in, say so on stdout, then for each `ping SECONDS RATE GRACE`
-    line on stdin run a ping series and print its summary; stop at anything else or EOF.
+    line on stdin run a ping series and print its summary; stop at anything else or EOF. A
+    fifth word, `LOGINS` per second, runs a login series of the same user beside the pings.
 
     Each reply is a JSON line {"reply": ...}; the last line is this scenario's own result, as
     for any scenario, so a failure reaches the parent with its reason.
@@ -1460,13 +1506,73 @@ async def scenario_bystander(run: Run, args: argparse.Namespace) -> dict[str, ob
     series = 0
     while True:
         words = (await reader.readline()).split()
-        if len(words) != 4 or words[0] != b"ping":
+        if len(words) not in (4, 5) or words[0] != b"ping":
             break
-        seconds, rate, grace = (float(word) for word in words[1:])
-        reply(await ping_series(conn, seconds, rate, grace))
+        seconds, rate, grace, logins = (float(word) for word in [*words[1:], b"0"][:4])
+        if logins > 0:
+            pings, logged_in = await asyncio.gather(
+                ping_series(conn, seconds, rate, grace),
+                login_series(run, args.user, seconds, logins, grace),
+            )
+            reply({**pings, "logins": logged_in})
+        else:
+            reply(await ping_series(conn, seconds, rate, grace))
         series += 1
     await close_all(run, {conn.index: conn}, limit=5.0, settle=False)
     return {"series": series}
+
+
+def login_users(user: str) -> list[str]:
+    """The accounts the bystander `user`'s login series takes in turn."""
+    return [f"{user}{n}" for n in range(BYSTANDER_LOGIN_ACCOUNTS)]
+
+
+async def login_series(
+    run: Run, user: str, seconds: float, rate: float, grace: float
+) -> dict[str, object]:
+    """Logins (connect, authenticate, bind, roster get, initial presence, answered ping) of
+    `user`'s login accounts in turn, started at a steady `rate` for `seconds` whether or not
+    the last is done, then up to `grace` seconds for the last to finish; each closes when done.
+
+    A login still running at the end counts at the time it had taken by then, a lower bound,
+    as does one that failed, so a server that stalls or refuses cannot look fast.
+    """
+    began: dict[int, int] = {}
+    took: list[int] = []
+    failures: list[str] = []
+    accounts = login_users(user)
+
+    async def one(number: int) -> None:
+        try:
+            conn = await login(run, number, accounts[number % len(accounts)])
+        except (XmppError, OSError) as exc:
+            failures.append(str(exc)[:300])
+        else:
+            conn.close()
+        took.append(time.perf_counter_ns() - began.pop(number))
+
+    tasks: list[asyncio.Task[None]] = []
+    started = time.perf_counter()
+    for number in range(1, max(1, round(seconds * rate)) + 1):
+        delay = started + (number - 1) / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        began[number] = time.perf_counter_ns()
+        tasks.append(asyncio.create_task(one(number)))
+    _, running = await asyncio.wait(tasks, timeout=grace)
+    now = time.perf_counter_ns()
+    unfinished = [now - sent for sent in began.values()]
+    for task in running:
+        task.cancel()
+    await asyncio.wait(tasks)
+    return {
+        "logins": len(tasks),
+        "done": len(tasks) - len(running) - len(failures),
+        "failed": len(failures),
+        "unfinished": len(running),
+        **latency_summary([*took, *unfinished]),
+        "failures": failures[:3],
+    }
 
 
 class Bystander:
@@ -1533,9 +1639,12 @@ class Bystander:
             # Its own result line: it stopped, and says why.
             raise XmppError(f"the bystander stopped: {message.get('error')}")
 
-    async def ping(self, seconds: float, rate: float, grace: float) -> dict[str, object]:
+    async def ping(
+        self, seconds: float, rate: float, grace: float, logins: float = 0.0
+    ) -> dict[str, object]:
+        """A ping series; with `logins` per second, a login series beside it ("logins")."""
         assert self.process.stdin is not None
-        self.process.stdin.write(b"ping %r %r %r\n" % (seconds, rate, grace))
+        self.process.stdin.write(b"ping %r %r %r %r\n" % (seconds, rate, grace, logins))
         await self.process.stdin.drain()
         return await self.reply(seconds + grace + self.timeout)
 
@@ -1569,24 +1678,40 @@ async def settle(bystander: Bystander, args: argparse.Namespace) -> dict[str, ob
             return {"settle_s": round(elapsed, 3), "settled": settled}
 
 
-async def observe(bystander: Bystander, args: argparse.Namespace) -> dict[str, object]:
-    """The bystander's measured ping series, with the CPU that this process (the abusers) and
-    the server (with --server-pid) used meanwhile."""
+async def observe(
+    bystander: Bystander, args: argparse.Namespace, logins: float = 0.0
+) -> dict[str, object]:
+    """The bystander's measured ping series (and, with `logins` per second, its login series),
+    with the CPU that this process (the abusers) and the server (with --server-pid) used
+    meanwhile."""
     pid = args.server_pid
     cpu, server_cpu = time.process_time(), cpu_seconds(pid) if pid else 0.0
+    waited = runqueue_seconds(pid) if pid else 0.0
     started = time.perf_counter()
-    pings = await bystander.ping(args.seconds, args.rate, args.ping_grace)
+    pings = await bystander.ping(args.seconds, args.rate, args.ping_grace, logins)
     wall = time.perf_counter() - started
-    observed: dict[str, object] = {
-        "bystander": pings,
-        "client_cpu_pct": round(100 * (time.process_time() - cpu) / wall, 1),
-    }
+    observed: dict[str, object] = {"bystander": pings}
+    if "logins" in pings:
+        observed["bystander_logins"] = pings.pop("logins")
+    observed["client_cpu_pct"] = round(100 * (time.process_time() - cpu) / wall, 1)
     if pid:
         observed["server"] = {
             "cpu_pct": round(100 * (cpu_seconds(pid) - server_cpu) / wall, 1),
+            # Time its main thread was ready to run but waited for a core: other processes'.
+            "runqueue_wait_pct": round(100 * (runqueue_seconds(pid) - waited) / wall, 1),
             "rss_kib": rss_kib(pid),
         }
     return observed
+
+
+def runqueue_seconds(pid: int) -> float:
+    """How long process `pid`'s main thread has waited for a core while ready to run, in
+    seconds, from /proc (0 where the kernel keeps no such count)."""
+    try:
+        with open(f"/proc/{pid}/schedstat", encoding="ascii") as stat:
+            return int(stat.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 async def until_stopped(work: Coroutine[object, object, Conn], stop: asyncio.Event) -> Conn | None:
@@ -1783,9 +1908,148 @@ async def storm_phase(
     return phase
 
 
+@dataclass(slots=True)
+class PresenceFlood:
+    """The presence flooders: whether they keep writing, and what they sent and received."""
+
+    running: bool = True
+    changes: int = 0
+    presences: int = 0
+
+
+def flood_users(count: int) -> list[tuple[int, str]]:
+    """The presence flooders' connection indices and usernames."""
+    return [(PRESENCE_FLOOD_INDEX - n, f"{PRESENCE_FLOOD_PREFIX}{n}") for n in range(count)]
+
+
+def flood_change(number: int) -> bytes:
+    """One presence change of a flooder (the show alternates, so each one is a change)."""
+    show = b"away" if number % 2 else b"dnd"
+    return b"<presence><show>%s</show><status>flood %d</status></presence>" % (show, number)
+
+
+def flood_presence_data(conn: Conn, data: bytes) -> None:
+    """A flooder's reads: everything at once, the presences counted (a tag split between two
+    reads is counted once: the carried tail is shorter than the tag), server pings answered."""
+    flood = conn.run.presence_flood
+    assert flood is not None
+    window = conn.buffer + data
+    flood.presences += window.count(b"<presence")
+    conn.buffer = window[-(len(b"<presence") - 1) :]
+    if b"urn:xmpp:ping" in window:
+        conn.answer_pings(window)
+
+
+async def flood_contacts(
+    run: Run, flooders: int, contacts: int, mechanism: str
+) -> dict[str, object]:
+    """Make each flooder mutually subscribed ('both') with its `contacts` ring neighbours among
+    the flooders, by real subscription exchanges; only the missing ones, so a second run sends
+    none."""
+    check_ring(flooders, contacts)
+    users = flood_users(flooders)
+    names = [user for _, user in users]
+    run.expect_disconnect.update(index for index, _ in users)
+    batch = await login_many(
+        run, users, FLOOD_LOGINS_IN_FLIGHT, mechanism=mechanism, auto_accept=True
+    )
+    conns = batch.conns
+    try:
+        if batch.failures:
+            raise XmppError(f"{batch.failures} flooders could not log in: {run.errors[:3]}")
+        by_number = [conns[index] for index, _ in users]
+        sent = 0
+        for first, second in ring_pairs(flooders, contacts):
+            for sender, target in ((first, second), (second, first)):
+                jid = run.jid(names[target])
+                if by_number[sender].roster.get(jid) != b"both":
+                    by_number[sender].write(b"<presence type='subscribe' to='%s'/>" % jid)
+                    sent += 1
+        deadline = time.perf_counter() + 60
+        while time.perf_counter() < deadline:
+            if all(both_count(conn) >= contacts for conn in by_number):
+                break
+            await asyncio.sleep(0.1)
+        complete = sum(1 for conn in by_number if both_count(conn) >= contacts)
+    finally:
+        await close_all(run, conns)
+    if complete < flooders:
+        raise XmppError(f"only {complete} of {flooders} flooders have {contacts} contacts")
+    return {"flooders": flooders, "contacts": contacts, "subscribe_sent": sent}
+
+
+async def flood_presence_loop(run: Run, conns: Sequence[Conn], stop: asyncio.Event) -> None:
+    """Until `stop`: each flooder writes a batch of presence changes back to back whenever its
+    socket has taken the last batch."""
+    flood = run.presence_flood
+    assert flood is not None
+    while not stop.is_set():
+        for conn in conns:
+            transport = conn.transport
+            if conn.lost or transport is None or transport.get_write_buffer_size():
+                continue
+            first = flood.changes
+            conn.write(b"".join(flood_change(n) for n in range(first, first + FLOOD_BATCH)))
+            flood.changes += FLOOD_BATCH
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.005)
+
+
+async def flood_presence_phase(
+    run: Run, args: argparse.Namespace, bystander: Bystander, mechanism: str
+) -> dict[str, object]:
+    """F flooders online, then measured from the first change on (the initial burst is what a
+    bystander meets first): its pings and, at --logins-per-s, its logins."""
+    users = flood_users(args.flooders)
+    run.expect_disconnect.update(index for index, _ in users)
+    batch = await login_many(run, users, FLOOD_LOGINS_IN_FLIGHT, mechanism=mechanism)
+    conns = batch.conns
+    flood = run.presence_flood = PresenceFlood()
+    try:
+        if batch.failures:
+            raise XmppError(f"{batch.failures} flooders could not log in: {run.errors[:3]}")
+        for conn in conns.values():
+            conn.use_handler(flood_presence_data)
+        await wait_quiet(run, quiet=1.0, limit=30.0)
+        phase = await settle(bystander, args)
+        stop = asyncio.Event()
+        started = time.perf_counter()
+        task = asyncio.create_task(flood_presence_loop(run, list(conns.values()), stop))
+        try:
+            phase.update(await observe(bystander, args, logins=args.logins_per_s))
+        finally:
+            stop.set()
+            await task
+        seconds = time.perf_counter() - started
+        phase["abuser"] = {
+            "flooders": args.flooders,
+            "contacts": args.flood_contacts,
+            "online": len(conns),
+            "seconds": round(seconds, 3),
+            "changes_written": flood.changes,
+            "presences_received": flood.presences,
+            "presences_per_s": round(flood.presences / seconds, 1),
+            "dropped_by_server": sum(1 for conn in conns.values() if conn.lost),
+        }
+    finally:
+        await close_all(run, conns)
+        run.presence_flood = None
+    return phase
+
+
 async def scenario_abuse(run: Run, args: argparse.Namespace) -> dict[str, object]:
     if args.seconds <= 0 or args.rate <= 0 or args.read_kib <= 0 or args.resources < 1:
         raise ValueError("--seconds, --rate, --read-kib and --resources must be positive")
+    phases = [phase for phase in args.phases.split(",") if phase]
+    if not phases or any(phase not in ABUSE_PHASES for phase in phases):
+        raise ValueError(f"--phases must list some of {', '.join(ABUSE_PHASES)}")
+    flooding = "presence_flood" in phases
+    if flooding:
+        check_ring(args.flooders, args.flood_contacts)
+        if args.flood_contacts >= args.flooders or args.logins_per_s < 0:
+            raise ValueError(
+                "--flood-contacts must be below --flooders, --logins-per-s not negative"
+            )
     mechanism = args.mechanism.upper()
     if mechanism.startswith("SCRAM") and not cache_scram_keys():
         # Without the key cache each of the M logins would be the client's own PBKDF2.
@@ -1797,32 +2061,194 @@ async def scenario_abuse(run: Run, args: argparse.Namespace) -> dict[str, object
         "resources": args.resources,
         "read_kib_per_s": args.read_kib,
         "mechanism": mechanism,
+        "phases": phases,
     }
     users = [BYSTANDER_USER, FLOOD_USER, STORM_USER]
+    if flooding:
+        users += login_users(BYSTANDER_USER)
+        users += [user for _, user in flood_users(args.flooders)]
     registration = await register_many(run, users, args.concurrency)
     if registration["failed"]:
         raise XmppError(f"could not register {users}: {run.errors[:3]}")
-    roster = await provision_roster(run, args.roster_items, mechanism)
-    if roster["failed"]:
-        raise XmppError(f"could not give {FLOOD_USER} its roster: {run.errors[:3]}")
-    result["provisioning"] = {"registration": registration, "roster": roster}
+    provisioning: dict[str, object] = {"registration": registration}
+    if "roster_flood" in phases:
+        roster = await provision_roster(run, args.roster_items, mechanism)
+        if roster["failed"]:
+            raise XmppError(f"could not give {FLOOD_USER} its roster: {run.errors[:3]}")
+        provisioning["roster"] = roster
+    if flooding:
+        provisioning["flood_contacts"] = await flood_contacts(
+            run, args.flooders, args.flood_contacts, mechanism
+        )
+    result["provisioning"] = provisioning
     await wait_quiet(run, quiet=0.5, limit=30.0)
     bystander = await Bystander.start(run, args)
     try:
         baseline = await settle(bystander, args)
-        baseline.update(await observe(bystander, args))
+        baseline.update(
+            await observe(bystander, args, logins=args.logins_per_s if flooding else 0.0)
+        )
         result["baseline"] = baseline
         log(f"abuse baseline {baseline}")
-        result["roster_flood"] = await flood_phase(run, args, bystander, mechanism)
-        log(f"abuse roster flood {result['roster_flood']}")
-        result["presence_storm"] = await storm_phase(run, args, bystander, mechanism)
-        log(f"abuse presence storm {result['presence_storm']}")
+        if "roster_flood" in phases:
+            result["roster_flood"] = await flood_phase(run, args, bystander, mechanism)
+            log(f"abuse roster flood {result['roster_flood']}")
+        if "presence_storm" in phases:
+            result["presence_storm"] = await storm_phase(run, args, bystander, mechanism)
+            log(f"abuse presence storm {result['presence_storm']}")
+        if flooding:
+            result["presence_flood"] = await flood_presence_phase(run, args, bystander, mechanism)
+            log(f"abuse presence flood {result['presence_flood']}")
     finally:
         await bystander.close()
     return result
 
 
 # Command line
+
+
+# Scenario: company
+
+
+def company_groups(groups: int, size: int) -> dict[str, list[str]]:
+    """The company population: `groups` groups (g0, g1, ...) of `size` users each, bg0 ...
+    in order, every member to see every other member of their group and nobody else."""
+    if groups < 1 or size < 2:
+        raise ValueError("a company needs at least one group of at least two users")
+    return {
+        f"{COMPANY_GROUP_PREFIX}{group}": [
+            f"{COMPANY_PREFIX}{group * size + member}" for member in range(size)
+        ]
+        for group in range(groups)
+    }
+
+
+def company_sender(jid: bytes) -> int | None:
+    """The company index of the user a `from` JID names, or None for anyone else."""
+    match = COMPANY_JID.match(jid)
+    return int(match[1]) if match else None
+
+
+@dataclass(slots=True)
+class Company:
+    """The morning login storm's progress: whose group mates' presence each user has seen."""
+
+    size: int
+    seen: list[set[int]]
+    complete: int = 0
+    completed_ns: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def presence(self, receiver: int, sender_jid: bytes) -> None:
+        """An available presence reached `receiver`: from a group mate it counts, once."""
+        sender = company_sender(sender_jid)
+        if sender is None or sender == receiver or sender // self.size != receiver // self.size:
+            return
+        mates = self.seen[receiver]
+        if sender in mates:
+            return
+        mates.add(sender)
+        if len(mates) == self.size - 1:
+            self.complete += 1
+            self.completed_ns = time.perf_counter_ns()
+            if self.complete == len(self.seen):
+                self.done.set()
+
+
+def company_users(groups: int, size: int) -> list[tuple[int, str]]:
+    return [
+        (index, user)
+        for index, user in enumerate(itertools.chain(*company_groups(groups, size).values()))
+    ]
+
+
+async def scenario_company_provision(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    names = [user for _, user in company_users(args.groups, args.group_size)]
+    log(f"registering {len(names)} company users")
+    return {"registration": await register_many(run, names, args.concurrency)}
+
+
+async def company_storm(
+    run: Run, args: argparse.Namespace
+) -> tuple[dict[str, object], dict[int, Conn]]:
+    """Everyone logs in, C at a time: until all are online and each has every group mate's
+    presence (from the mates already online when it came, and from those who came after)."""
+    users = company_users(args.groups, args.group_size)
+    company = Company(args.group_size, [set() for _ in users])
+    run.company = company
+    started = time.perf_counter_ns()
+    batch = await login_many(run, users, args.concurrency)
+    logged_in_ns = time.perf_counter_ns()
+    logged_in_s = (logged_in_ns - started) / 1e9
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(company.done.wait(), args.storm_timeout)
+    run.company = None
+    # Done when the last login is and the last presence is in, whichever is later.
+    finished_ns = max(logged_in_ns, company.completed_ns)
+    seen = sum(len(mates) for mates in company.seen)
+    result: dict[str, object] = {
+        "users": len(users),
+        "logins": len(batch.conns),
+        "failures": batch.failures,
+        "logged_in_s": round(logged_in_s, 3),
+        "complete": company.complete,
+        "presences_missing": len(users) * (args.group_size - 1) - seen,
+        "seconds": round((finished_ns - started) / 1e9, 3) if company.done.is_set() else None,
+        "login": batch_summary(batch),
+    }
+    return result, batch.conns
+
+
+async def company_singles(
+    run: Run, conns: Sequence[Conn], args: argparse.Namespace, first_step: int
+) -> dict[str, object]:
+    """One change at a time on an otherwise idle server, senders spread over the groups: the
+    time until all the sender's group mates have it."""
+    contacts = args.group_size - 1
+    times: list[int] = []
+    incomplete = 0
+    stride = max(1, len(conns) // max(1, args.singles)) + 1
+    for number in range(args.singles):
+        await wait_quiet(run, quiet=0.2, limit=5.0)
+        sender = conns[(number * stride) % len(conns)]
+        outcome = await run_step(
+            run, [sender], first_step + number, 1, contacts, rate=None, drain=args.drain
+        )
+        if outcome["lost"] or outcome["max_ms"] is None:
+            incomplete += 1
+            continue
+        times.append(round(float(outcome["max_ms"]) * 1e6))  # type: ignore[arg-type]
+    return {"changes": args.singles, "incomplete": incomplete, **latency_summary(times)}
+
+
+async def scenario_company(run: Run, args: argparse.Namespace) -> dict[str, object]:
+    storm, logged_in = await company_storm(run, args)
+    result: dict[str, object] = {
+        "groups": args.groups,
+        "group_size": args.group_size,
+        "storm": storm,
+    }
+    conns = [logged_in[index] for index in sorted(logged_in)]
+    if storm["failures"] or storm["seconds"] is None:
+        await close_all(run, logged_in)
+        raise XmppError(f"login storm incomplete: {storm}; {run.errors[:3]}")
+    for conn in conns:
+        conn.use_handler(fanout_data)
+    await wait_quiet(run, quiet=1.0, limit=30.0)
+    result["single_change"] = await company_singles(run, conns, args, 1)
+    log(f"company single changes {result['single_change']}")
+    await wait_quiet(run, quiet=1.0, limit=30.0)
+    steps, best, stop = await climb(
+        run, conns, args.group_size - 1, args, first_step=args.singles + 1, min_changes=1
+    )
+    result["steps"] = steps
+    result["stop_reason"] = stop
+    result["max_sustainable"] = best
+    result["disconnects"] = run.disconnects
+    for conn in conns:
+        conn.use_handler(stanza_data)
+    await close_all(run, logged_in)
+    return result
 
 
 def port_list(text: str) -> list[int]:
@@ -1871,28 +2297,54 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-key-cache", action="store_true", help="derive SCRAM keys at every login"
     )
 
+    def ladder(sub: argparse.ArgumentParser, rate_start: float) -> None:
+        sub.add_argument("--rate-start", type=float, default=rate_start, help="changes/s")
+        sub.add_argument("--rate-factor", type=float, default=1.5)
+        sub.add_argument("--step-seconds", type=float, default=3.0)
+        sub.add_argument("--max-steps", type=int, default=14)
+        sub.add_argument("--p99-limit-ms", type=float, default=1000.0)
+        sub.add_argument(
+            "--keep-up",
+            type=float,
+            default=0.9,
+            help="a sustainable step delivers at least this share of the offered deliveries/s",
+        )
+        sub.add_argument("--drain", type=float, default=10.0, help="seconds to wait per step")
+        sub.add_argument(
+            "--refine",
+            type=int,
+            default=2,
+            help="steps between the last rate sustained and the first not (each halves the ratio)",
+        )
+
+    def company(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--groups", type=int, default=10, help="G, groups")
+        sub.add_argument("--group-size", type=int, default=200, help="S, users per group")
+
     fanout = scenarios.add_parser("fanout", help="presence fan-out throughput and latency")
     ring(fanout)
     fanout.add_argument("--changes", type=int, default=5, help="R, burst changes per user")
-    fanout.add_argument("--rate-start", type=float, default=200.0, help="changes/s")
-    fanout.add_argument("--rate-factor", type=float, default=1.5)
-    fanout.add_argument("--step-seconds", type=float, default=3.0)
-    fanout.add_argument("--max-steps", type=int, default=14)
-    fanout.add_argument("--p99-limit-ms", type=float, default=1000.0)
-    fanout.add_argument(
-        "--keep-up",
-        type=float,
-        default=0.9,
-        help="a sustainable step delivers at least this share of the offered deliveries/s",
-    )
-    fanout.add_argument("--drain", type=float, default=10.0, help="seconds to wait per step")
-    fanout.add_argument(
-        "--refine",
-        type=int,
-        default=2,
-        help="steps between the last rate sustained and the first not (each halves the ratio)",
-    )
+    ladder(fanout, 200.0)
     fanout.add_argument("--burst-drain", type=float, default=60.0)
+
+    company_provision = scenarios.add_parser(
+        "company-provision", help="register the company's users (the groups are the server's)"
+    )
+    company(company_provision)
+    company_parser = scenarios.add_parser(
+        "company", help="groups where everyone sees everyone: login storm, fan-out, latency"
+    )
+    company(company_parser)
+    company_parser.add_argument(
+        "--storm-timeout",
+        type=float,
+        default=120.0,
+        help="seconds after the last login to wait for every group mate's presence",
+    )
+    company_parser.add_argument(
+        "--singles", type=int, default=50, help="single changes timed on an idle server"
+    )
+    ladder(company_parser, 20.0)
 
     idle = scenarios.add_parser("idle", help="server memory per idle session")
     idle.add_argument("--sessions", type=int, default=1000)
@@ -1946,6 +2398,26 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256"],
         help="the abusers' logins (SCRAM with cached keys keeps M logins cheap for the client)",
     )
+    abuse.add_argument(
+        "--phases",
+        default=",".join(ABUSE_PHASES),
+        help="which abuse phases to run after the baseline, comma separated",
+    )
+    abuse.add_argument(
+        "--flooders", type=int, default=20, help="F, clients flooding presence changes"
+    )
+    abuse.add_argument(
+        "--flood-contacts",
+        type=int,
+        default=10,
+        help="contacts of each flooder among the others (even, below F)",
+    )
+    abuse.add_argument(
+        "--logins-per-s",
+        type=float,
+        default=2.0,
+        help="presence flood (and baseline): the bystander's logins per second beside its pings",
+    )
     abuse.add_argument("--server-pid", type=int, default=0, help="read its CPU and RSS from /proc")
     abuse.add_argument(
         "--bystander-core", type=int, default=None, help="pin the bystander process to this core"
@@ -1961,6 +2433,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 SCENARIOS = {
     "provision": scenario_provision,
+    "company-provision": scenario_company_provision,
+    "company": scenario_company,
     "login": scenario_login,
     "fanout": scenario_fanout,
     "idle": scenario_idle,

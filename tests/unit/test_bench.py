@@ -1,9 +1,11 @@
-"""The load generator's pure parts: statistics, the ring population, and the byte-level
-scanning that stands in for an XML parser. Fast and without network; it also proves that
-scripts/bench.py still imports."""
+"""The load generator's pure parts: statistics, the ring and company populations, and the
+byte-level scanning that stands in for an XML parser; and bench-compare's report: its three
+server columns, ratios and verdicts. Fast and without network; it also proves that
+scripts/bench.py and scripts/bench-compare still import."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import itertools
 import os
@@ -30,6 +32,21 @@ def _load_bench() -> ModuleType:
 
 
 bench = _load_bench()
+
+
+def _load_compare() -> ModuleType:
+    # No .py suffix: the loader has to be named.
+    loader = importlib.machinery.SourceFileLoader("chorus_bench_compare", str(COMPARE_PATH))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    loader.exec_module(module)
+    return module
+
+
+COMPARE_PATH = BENCH_PATH.with_name("bench-compare")
+compare = _load_compare()
 
 
 # Statistics
@@ -271,6 +288,8 @@ def test_command_line_parses_every_scenario() -> None:
         ["ghost", "--silent", "--silent-bound", "90"],
         ["abuse", "--seconds", "1", "--roster-items", "30", "--resources", "4"],
         ["bystander", "--user", "bxping", "--core", "0"],
+        ["company-provision", "--groups", "2", "--group-size", "20"],
+        ["company", "--groups", "2", "--group-size", "20", "--singles", "5", "--rate-start", "5"],
     ):
         assert parser.parse_args(["--port", "15223", *argv]).scenario == argv[0]
 
@@ -396,3 +415,148 @@ async def test_refine_stops_when_asked() -> None:
         return None
 
     assert await bench.refine(1000.0, 1500.0, 3, stop) == 1000.0
+
+
+# The company scenario
+
+
+def test_company_groups_are_disjoint_and_ordered() -> None:
+    groups = bench.company_groups(3, 4)
+    assert list(groups) == ["g0", "g1", "g2"]
+    assert groups["g1"] == ["bg4", "bg5", "bg6", "bg7"]
+    members = list(itertools.chain(*groups.values()))
+    assert len(set(members)) == 12
+    assert [user for _, user in bench.company_users(3, 4)] == members
+
+
+@pytest.mark.parametrize(("groups", "size"), [(0, 10), (2, 1)])
+def test_company_rejects_empty_groups(groups: int, size: int) -> None:
+    with pytest.raises(ValueError):
+        bench.company_groups(groups, size)
+
+
+def test_company_sender_from_any_resource() -> None:
+    assert bench.company_sender(b"bg17@bench.local/bench") == 17
+    assert bench.company_sender(b"bg3@bench.local") == 3
+    assert bench.company_sender(b"bu3@bench.local/bench") is None
+    assert bench.company_sender(b"") is None
+
+
+def test_company_counts_each_group_mate_once() -> None:
+    company = bench.Company(3, [set() for _ in range(6)])
+    # User 1 is in group 0 (users 0-2): itself, group 1 and repeats do not count.
+    for sender in (b"bg1@d/r", b"bg4@d/r", b"bg0@d/r", b"bg0@d/other", b"bu2@d/r"):
+        company.presence(1, sender)
+    assert company.seen[1] == {0}
+    assert company.complete == 0
+    company.presence(1, b"bg2@d/r")
+    assert company.complete == 1
+    assert not company.done.is_set()
+    for receiver in range(6):
+        group = receiver // 3
+        for mate in range(group * 3, group * 3 + 3):
+            company.presence(receiver, b"bg%d@d/r" % mate)
+    assert company.complete == 6
+    assert company.done.is_set()
+
+
+# bench-compare's report
+
+
+def test_table_has_a_column_and_a_ratio_per_reference() -> None:
+    names = ["chorus-presence", "prosody", "ejabberd"]
+    header, align = compare.table_header(names)
+    assert header == (
+        "| Metric | chorus-presence | Prosody | ejabberd | chorus/Prosody | chorus/ejabberd"
+        " | better is | ahead |"
+    )
+    assert align.count("|") == header.count("|")
+    row = compare.table_row(
+        "Fan-out",
+        {"chorus-presence": 300.0, "prosody": 100.0, "ejabberd": 150.0},
+        "/s",
+        "higher",
+        names,
+    )
+    assert row == "| Fan-out | 300 | 100 | 150 | 3.00 | 2.00 | higher | chorus-presence |"
+
+
+def test_ahead_is_against_the_better_reference() -> None:
+    values = {"chorus-presence": 120.0, "prosody": 100.0, "ejabberd": 150.0}
+    assert compare.best_anchor(values, "higher") == ("ejabberd", 150.0)
+    assert compare.ahead(values, "higher") == "ejabberd"
+    assert compare.best_anchor(values, "lower") == ("prosody", 100.0)
+    assert compare.ahead(values, "lower") == "Prosody"
+    assert compare.ahead({**values, "chorus-presence": 151.0}, "higher") == "even"
+    assert compare.ahead({**values, "chorus-presence": 90.0}, "lower") == "chorus-presence"
+    # A reference that measured nothing is no comparison; nor is a row without a direction.
+    assert compare.ahead({"chorus-presence": 1.0, "prosody": None}, "higher") == ""
+    assert compare.ahead(values, "-") == ""
+
+
+def test_one_server_alone_has_no_ratio() -> None:
+    header, _ = compare.table_header(["prosody"])
+    assert header == "| Metric | Prosody | better is | ahead |"
+    row = compare.table_row("Logins", {"prosody": 10.0}, "/s", "higher", ["prosody"])
+    assert row == "| Logins | 10 | higher |  |"
+
+
+def test_ratio_of_missing_or_zero_is_none() -> None:
+    assert compare.ratio_of(3.0, 2.0) == 1.5
+    assert compare.ratio_of(None, 2.0) is None
+    assert compare.ratio_of(3.0, 0.0) is None
+
+
+def test_exchanges_per_s_only_for_a_finished_build() -> None:
+    built = {"subscribe_sent": 400, "seconds": 4.0, "users": 40, "users_complete": 40}
+    assert compare.exchanges_per_s({"provision": {"rosters": built}}) == 100.0
+    unfinished = {**built, "users_complete": 39}
+    assert compare.exchanges_per_s({"provision": {"rosters": unfinished}}) is None
+    again = {**built, "already_built": True}
+    assert compare.exchanges_per_s({"provision": {"rosters": again}}) is None
+    assert compare.exchanges_per_s({}) is None
+
+
+def test_samples_carry_the_one_provisioning() -> None:
+    runs = {"prosody": [{"fanout": {"a": 1}}, {"fanout": {"a": 2}}]}
+    provisioning = {"prosody": {"registration": {"registrations_per_s": 50.0}}}
+    found = compare.samples(runs, provisioning, "prosody")
+    assert [s["fanout"]["a"] for s in found] == [1, 2]
+    assert all(s["provision"] == provisioning["prosody"] for s in found)
+    # Provisioned but not run (a failed repetition): its rows still have a value.
+    assert compare.samples({}, provisioning, "prosody") == [{"provision": provisioning["prosody"]}]
+
+
+def test_prosody_groups_file() -> None:
+    text = compare.prosody_groups({"g0": ["bg0", "bg1"], "g1": ["bg2", "bg3"]})
+    assert text.splitlines() == [
+        "[g0]",
+        "bg0@bench.local",
+        "bg1@bench.local",
+        "",
+        "[g1]",
+        "bg2@bench.local",
+        "bg3@bench.local",
+    ]
+
+
+def test_ejabberd_errors_are_collected() -> None:
+    text = (
+        "2026-12-02 15:34:16.319469+00:00 [info] Loading configuration from x.yml\n"
+        "2026-12-02 15:34:17.100000+00:00 [error] Failed to process stream 0x7f00\n"
+        "2026-12-02 15:34:18.100000+00:00 [warning] No certificate found\n"
+    )
+    assert compare.error_messages(text) == ["Failed to process stream 0x..."]
+
+
+def test_company_targets_want_both_references_behind() -> None:
+    rows = compare.company_rows()
+    storm, logins = rows[0][0], rows[1][0]
+    medians = {
+        storm: {"chorus-presence": 12.0, "prosody": 40.0, "ejabberd": 20.0},
+        logins: {"chorus-presence": 150.0, "prosody": 100.0, "ejabberd": 200.0},
+    }
+    found = compare.company_targets(medians, rows[:2])
+    assert found[2].endswith("| yes |") and "12 s vs 20 s (ejabberd)" in found[2]
+    assert found[3].endswith("| no |") and "200 (ejabberd)" in found[3]
+    assert found[-1] == "| Morning login storm under 30 s | 12 s | yes |"
