@@ -665,6 +665,11 @@ class ClientStream:
         """Stanzas sent but never acknowledged, for a session that ends without resuming."""
         return self.sm.unacked if self.sm else []
 
+    def park_if_quiet(self) -> bool:
+        """Let the XML parser's buffers go if the client sent nothing since the last call
+        (Connections asks every few seconds); the next read starts a new parser."""
+        return self._parser.park_if_quiet()
+
     async def _handle(self, event: StreamOpen | StreamClose | Element) -> None:
         if isinstance(event, StreamOpen):
             self._on_header(event)

@@ -11,13 +11,23 @@ problem surfaces as a StreamError; deciding what the stream says next is the cal
 libxml2 (through lxml's push parser) does the XML well-formedness work. Python only looks at
 the bytes for the few things libxml2 would accept or act on: markup it must never see, and
 where one top-level element ends so its size can be counted exactly.
+
+A libxml2 push parser that has read anything holds several KiB of input buffers, a good part
+of an idle session. So a stream that has been quiet between two top-level elements can park
+its parser: the document is closed, which frees them, and the next `feed` starts a new one
+with a stream header declaring the namespaces the client's header declared, the only state a
+top-level element inherits from the stream; that costs about as much as 15 stanzas, once
+per quiet spell.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import re
 from dataclasses import dataclass
+from xml.sax.saxutils import quoteattr
 
 from lxml import etree
 
@@ -81,25 +91,41 @@ class StreamParser:
     After `feed` raises, the stream is dead and the parser must not be fed again.
     """
 
+    __slots__ = (
+        "_at_start",
+        "_between",
+        "_closed",
+        "_depth",
+        "_end_marker",
+        "_errors_seen",
+        "_fed",
+        "_held",
+        "_in_cdata",
+        "_in_end_tag",
+        "_lxml_feed",
+        "_lxml_parser",
+        "_max_attributes",
+        "_max_depth",
+        "_read_events",
+        "_reopen",
+        "_root",
+        "_unit_bytes",
+        "max_stanza_bytes",
+    )
+
     def __init__(self, *, max_stanza_bytes: int, max_depth: int, max_attributes: int) -> None:
         self.max_stanza_bytes = max_stanza_bytes
         self._max_depth = min(max_depth, _DEEPEST)
         self._max_attributes = max_attributes
-        parser = etree.XMLPullParser(
-            events=("start", "end"),
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            huge_tree=False,
-            remove_comments=True,
-            remove_pis=True,
-            collect_ids=False,
-        )
+        parser = _lxml_parser()
+        self._lxml_parser = parser
         self._lxml_feed = parser.feed
         self._read_events = parser.read_events
-        self._lxml_parser = parser
         self._errors_seen = 0  # entries of libxml2's error log already looked at
         self._root: etree._Element | None = None
+        # While parked: the stream header a new libxml2 parser starts from.
+        self._reopen: bytes | None = None
+        self._fed = False  # fed since the last `park_if_quiet`
         self._depth = 0  # open elements below the root
         self._between = False  # at top level, with nothing of the next element fed yet
         self._unit_bytes = 0  # bytes fed of the current top-level element (or the header)
@@ -110,8 +136,37 @@ class StreamParser:
         self._end_marker: bytes | None = None  # b"</name" of the open top-level element
         self._in_end_tag = False  # fed bytes may end inside that element's end tag
 
+    def park_if_quiet(self) -> bool:
+        """Park the parser if nothing was fed since the last call and the stream is between
+        two top-level elements with nothing pending; whether it is parked now."""
+        fed, self._fed = self._fed, False
+        if self._reopen is not None:
+            return True
+        root = self._root
+        if fed or root is None or not self._between or self._held or self._closed:
+            return False
+        self._reopen = _reopening_header(root)
+        self._root = None
+        # Closing an unfinished document always fails; what matters is that libxml2 lets
+        # its input buffers go. The parser itself stays: every element it produced keeps it
+        # alive anyway, and it starts a new document on the next feed.
+        with contextlib.suppress(etree.XMLSyntaxError):
+            self._lxml_parser.close()
+        return True
+
+    def _unpark(self, header: bytes) -> None:
+        """Start the new document with a stream header like the one parked."""
+        self._reopen = None
+        self._lxml_feed(header)
+        for _event, root in self._read_events():
+            self._root = root
+        self._errors_seen = len(self._lxml_parser.feed_error_log)
+
     def feed(self, data: bytes) -> list[Event]:
         """Parse the next bytes; return the events they complete, in order."""
+        self._fed = True
+        if self._reopen is not None:
+            self._unpark(self._reopen)
         if self._held:
             data = self._held + data
             self._held = b""
@@ -343,6 +398,38 @@ class StreamParser:
         if encoding is not None and encoding.group(2).lower() not in (b"utf-8", b"utf8"):
             raise StreamError("unsupported-encoding", "only UTF-8 is supported")
         return decl_end + 2
+
+
+def _lxml_parser() -> etree.XMLPullParser:
+    return etree.XMLPullParser(
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
+
+
+def _reopening_header(root: etree._Element) -> bytes:
+    """A start tag for a new parser that puts what follows in the namespaces `root` declared.
+
+    The root's attributes are left out: a top-level element inherits nothing else from it.
+    """
+    return _start_tag(root.prefix, tuple(root.nsmap.items()))
+
+
+@functools.lru_cache(maxsize=64)
+def _start_tag(prefix: str | None, namespaces: tuple[tuple[str | None, str], ...]) -> bytes:
+    # Cached: nearly every client sends the same header, so parked streams share one copy.
+    name = f"{prefix}:stream" if prefix else "stream"
+    declarations = "".join(
+        f" xmlns{f':{declared}' if declared else ''}={quoteattr(uri)}"
+        for declared, uri in namespaces
+    )
+    return f"<{name}{declarations}>".encode()
 
 
 def _tag(element: etree._Element) -> str:

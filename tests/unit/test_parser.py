@@ -645,3 +645,89 @@ def test_arbitrary_bytes_after_header_raise_only_stream_errors(
             parser.feed(chunk)
     except StreamError:
         pass
+
+
+# Parking: a quiet stream lets its libxml2 parser go
+
+
+def feed_parking(parser: StreamParser, chunks: list[bytes]) -> list[Event]:
+    """Feed the chunks, parking the parser wherever it can be between two of them."""
+    events: list[Event] = []
+    for chunk in chunks:
+        events.extend(parser.feed(chunk))
+        parser.park_if_quiet()
+        parser.park_if_quiet()
+    return events
+
+
+@settings(max_examples=200, deadline=None)
+@given(valid_stream(), st.lists(st.integers(min_value=0), max_size=40))
+def test_parking_between_any_chunks_yields_the_same_events(stream: bytes, cuts: list[int]) -> None:
+    whole = make_parser().feed(stream)
+    parked = feed_parking(make_parser(), split_at(stream, cuts))
+    assert describe(parked) == describe(whole)
+    assert [etree.tostring(e) for e in stanzas(parked)] == [
+        etree.tostring(e) for e in stanzas(whole)
+    ]
+
+
+def test_a_parked_parser_keeps_the_header_namespaces() -> None:
+    header = HEADER.replace(b" to=", b" xmlns:x='urn:x&amp;y' to=")
+    stanza = b"<message to='a@b'><x:data x:attr='v'/></message>"
+    parser = make_parser()
+    parser.feed(header)
+    assert parser.park_if_quiet() is False  # fed since the last look
+    assert parser.park_if_quiet() is True
+    (message,) = parser.feed(stanza)
+    assert etree.tostring(message) == (
+        b'<message xmlns="jabber:client" xmlns:x="urn:x&amp;y" to="a@b">'
+        b'<x:data x:attr="v"/></message>'
+    )
+    assert etree.tostring(message) == etree.tostring(make_parser().feed(header + stanza)[1])
+
+
+def test_a_stream_inside_an_element_is_never_parked() -> None:
+    parser = make_parser()
+    parser.feed(HEADER + b"<message><body>half")
+    assert parser.park_if_quiet() is False
+    assert parser.park_if_quiet() is False
+    (message,) = parser.feed(b" done</body></message>")
+    assert message.findtext(qname(CLIENT, "body")) == "half done"
+
+
+def test_a_stream_with_an_undecided_tail_is_never_parked() -> None:
+    parser = make_parser()
+    parser.feed(HEADER + b"<presence/><")
+    parser.park_if_quiet()
+    assert parser.park_if_quiet() is False
+    (presence,) = parser.feed(b"presence type='unavailable'/>")
+    assert presence.get("type") == "unavailable"
+
+
+@pytest.mark.parametrize(
+    ("data", "condition"),
+    [
+        (b"<message xmlns:xml='urn:not-xml'/>", "not-well-formed"),
+        (b"<message><!-- c --></message>", "restricted-xml"),
+        (b"<message>" + b"z" * 20_000 + b"</message>", "policy-violation"),
+        (b"<y:message/>", "not-well-formed"),
+        (b"</message>", "not-well-formed"),
+    ],
+)
+def test_a_parked_parser_refuses_what_any_parser_refuses(data: bytes, condition: str) -> None:
+    parser = make_parser()
+    parser.feed(HEADER + b"<presence/>")
+    parser.park_if_quiet()
+    assert parser.park_if_quiet() is True
+    with pytest.raises(StreamError) as caught:
+        parser.feed(data)
+    assert caught.value.condition == condition
+
+
+def test_a_parked_parser_reads_the_stream_close() -> None:
+    parser = make_parser()
+    parser.feed(HEADER)
+    parser.park_if_quiet()
+    assert parser.park_if_quiet() is True
+    assert parser.feed(b" " + CLOSE) == [StreamClose()]
+    assert parser.park_if_quiet() is False
