@@ -667,7 +667,7 @@ class ClientStream:
 
     def park_if_quiet(self) -> bool:
         """Let the XML parser's buffers go if the client sent nothing since the last call
-        (Connections asks every few seconds); the next read starts a new parser."""
+        (Connections asks every few seconds); the next read starts a new document."""
         return self._parser.park_if_quiet()
 
     async def _handle(self, event: StreamOpen | StreamClose | Element) -> None:
