@@ -1,13 +1,16 @@
 """Admin commands on rosters: show, add and remove items, link two users, and sync a group.
 
 Links are made of real subscription exchanges (`ctx.subscriptions.exchange`), so each user's
-settings are honoured and connected clients get the roster pushes and presence at once.
+settings are honoured and connected clients get the roster pushes and presence at once. A group
+sync links its members in rounds in which nobody is in two pairs: a round's links hold no
+account lock in common, so they run side by side and share the database's commits.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from itertools import combinations
 
 from chorus_presence.admin.common import (
     AdminError,
@@ -95,8 +98,14 @@ async def group_sync(ctx: Components, group: str, users: list[str]) -> dict[str,
     if len(members) < 2:
         raise AdminError(f"Group {group!r} needs at least two different users")
     linked = 0
-    for first, second in combinations(members, 2):
-        linked += await _link(ctx, first, second)
+    for pairs in _rounds(members):
+        results = await asyncio.gather(
+            *(_link(ctx, first, second) for first, second in pairs), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            linked += result
     tagged = 0
     # Every member's: each one's items name all the others.
     async with ctx.rosters.hold(*members):
@@ -108,6 +117,17 @@ async def group_sync(ctx: Components, group: str, users: list[str]) -> dict[str,
         "linked": linked,
         "tagged": tagged,
     }
+
+
+def _rounds(members: Sequence[JID]) -> Iterator[list[tuple[JID, JID]]]:
+    """Every pair of members once, in rounds in which each member is in one pair at most (the
+    circle method of round-robin tournaments: one member stays, the others turn)."""
+    seats: list[JID | None] = [*members, None] if len(members) % 2 else list(members)
+    count = len(seats)
+    for _ in range(count - 1):
+        pairs = [(seats[i], seats[count - 1 - i]) for i in range(count // 2)]
+        yield [(a, b) for a, b in pairs if a is not None and b is not None]
+        seats = [seats[0], seats[-1], *seats[1:-1]]
 
 
 async def _link(ctx: Components, first: JID, second: JID) -> bool:
