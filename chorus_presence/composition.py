@@ -41,6 +41,7 @@ from chorus_presence.server.session_nonzas import ClientStateService, StreamMana
 from chorus_presence.services import (
     adhoc_call_routing,
     adhoc_priority,
+    adhoc_quiet_hours,
     adhoc_state,
     adhoc_visibility,
     legacy_session,
@@ -57,6 +58,7 @@ from chorus_presence.services.last_activity import LastActivityService
 from chorus_presence.services.messages import MessageService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.priority_access import PriorityAccessService
+from chorus_presence.services.quiet_hours import QuietHoursService
 from chorus_presence.services.registration import RegistrationService
 from chorus_presence.services.roster_iq import RosterIq
 from chorus_presence.services.rosters import RosterService
@@ -164,6 +166,9 @@ async def build(
     adhoc_visibility.register(adhoc, visibility)
     adhoc_call_routing.register(adhoc, call_routing)
     adhoc_priority.register(adhoc, priority_access)
+    quiet_hours = await QuietHoursService.load(
+        repositories.quiet_hours, repositories.settings, presence, background, clock, domain=domain
+    )
     expiry = await StateExpiryService.load(
         repositories.state_expiries,
         repositories.settings,
@@ -171,8 +176,11 @@ async def build(
         background,
         clock,
         domain=domain,
+        revert_to=quiet_hours.state_at,
+        zone_changed=quiet_hours.time_zone_changed,
     )
     adhoc_state.register(adhoc, presence, expiry, domain=domain)
+    adhoc_quiet_hours.register(adhoc, quiet_hours)
     messages = MessageService(
         repositories.offline,
         sessions,
@@ -200,6 +208,7 @@ async def build(
         RosterIq(rosters, subscriptions),
         presence,
         expiry,
+        quiet_hours,
         subscriptions,
         visibility,
         adhoc,
@@ -252,6 +261,7 @@ async def build(
         block_list=block_list,
         call_routing=call_routing,
         priority_access=priority_access,
+        quiet_hours=quiet_hours,
         adhoc=adhoc,
         stream_management=stream_management,
         sign_ins=sign_ins,

@@ -47,6 +47,17 @@ class Request:
 
 
 @dataclass(frozen=True)
+class QuietSlot:
+    """One slot of quiet hours: `days` such as `mon-fri`, local `start` and `end` (`HH:MM`)."""
+
+    days: str
+    start: str
+    end: str
+    state: str
+    text: str | None = None
+
+
+@dataclass(frozen=True)
 class Visibility:
     policy: str
     away_when_offline: bool
@@ -157,6 +168,20 @@ class Chorus(BasePlugin):
         """Set the user's time zone; a name zoneinfo does not know raises IqError."""
         node = ET.Element(f"{{{PRESENCE}}}time-zone", {"name": name})
         return (await self._query("set", node)).get("name")
+
+    async def quiet_hours(self) -> list[QuietSlot]:
+        """The user's weekly quiet hours, in the user's time zone."""
+        return _quiet_hours(await self._query("get", ET.Element(f"{{{PRESENCE}}}quiet-hours")))
+
+    async def set_quiet_hours(self, slots: list[QuietSlot]) -> list[QuietSlot]:
+        """Replace the user's quiet hours (none for an empty list); a refused schedule raises
+        IqError with the server's text."""
+        node = ET.Element(f"{{{PRESENCE}}}quiet-hours")
+        for slot in slots:
+            attributes = {"days": slot.days, "start": slot.start, "end": slot.end}
+            attributes["state"] = slot.state
+            ET.SubElement(node, f"{{{PRESENCE}}}slot", attributes).text = slot.text
+        return _quiet_hours(await self._query("set", node))
 
     # Who may see my presence
 
@@ -283,6 +308,15 @@ class Chorus(BasePlugin):
         iq.append(payload)
         result = await iq.send(timeout=TIMEOUT)
         return result.xml.find(payload.tag)
+
+
+def _quiet_hours(node) -> list[QuietSlot]:
+    return [
+        QuietSlot(
+            slot.get("days"), slot.get("start"), slot.get("end"), slot.get("state"), slot.text
+        )
+        for slot in node.iterfind(f"{{{PRESENCE}}}slot")
+    ]
 
 
 def _visibility(node) -> Visibility:

@@ -23,8 +23,10 @@ from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.adhoc import AdhocService
 from chorus_presence.services.block_list import BlockListService
 from chorus_presence.services.call_routing import CallRoutingService
+from chorus_presence.services.last_seen import LastSeenService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.priority_access import PriorityAccessService
+from chorus_presence.services.quiet_hours import QuietHoursService
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.sign_ins import SignInService
 from chorus_presence.services.subscriptions import SubscriptionService
@@ -54,6 +56,8 @@ class Components:
     block_list: BlockListService
     call_routing: CallRoutingService
     priority_access: PriorityAccessService
+    quiet_hours: QuietHoursService
+    last_seen: LastSeenService
     adhoc: AdhocService
     stream_management: StreamManagementService
     sign_ins: SignInService

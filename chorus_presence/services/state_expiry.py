@@ -1,5 +1,5 @@
 """A status that clears itself: a state or custom text set with an expiry, after which the
-server reverts the user to Available with no text.
+server reverts the user to Available with no text, or to what the user's quiet hours say then.
 
 On the wire the expiry is the `until` attribute of `<state xmlns='urn:chorus:presence:0'>`, a
 UTC XEP-0082 datetime, which contacts see. A client asks for one with `until` itself or with
@@ -9,10 +9,11 @@ UTC by default). The server turns `for` into `until` before the presence goes an
 
 Each available resource whose presence carries an `until` is remembered with it; a presence of
 its own without one (a later change, an automatic away) takes it off. When the time comes, every
-such resource gets the presence it had with the state and text replaced by Available, through
-`PresenceService.replace_presence`, so contacts hear of it through the same audience filters
-(visibility, blocks) as a change set by hand. One timer, for the earliest expiry of a heap,
-serves every user: no per-user polling.
+such resource gets the presence it had with the state and text replaced by those `revert_to`
+gives for the user at that time (Available and no text unless quiet hours say otherwise),
+through `PresenceService.replace_presence`, so contacts hear of it through the same audience
+filters (visibility, blocks) as a change set by hand. One timer, for the earliest expiry of a
+heap, serves every user: no per-user polling.
 
 The user's latest expiring state is stored, so that it survives a restart: at start-up what has
 passed is dropped (nobody is online yet to be reverted), the rest is scheduled again; and a
@@ -29,6 +30,7 @@ import heapq
 import math
 import re
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chorus_presence.core import topics
@@ -63,6 +65,10 @@ MAX_SECONDS = 366 * 86400
 # Before PresenceService (0) on `presence/out`, after the filters: `for` becomes `until`, and a
 # returning resource's plain presence takes on the stored state, before anyone sees it.
 PREPARE_PRIORITY = 10
+# What a user reverts to at a time: a state and its text.
+RevertTo = Callable[[str, float], tuple[str, str | None]]
+# Told of the user and the new zone name once a time zone setting is stored.
+ZoneChanged = Callable[[str, str], None]
 _DURATION = re.compile(
     r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
     r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
@@ -91,8 +97,12 @@ class StateExpiryService:
         clock: Clock,
         *,
         domain: str,
+        revert_to: RevertTo | None = None,
+        zone_changed: ZoneChanged | None = None,
     ) -> None:
         self._store = store
+        self._revert_to = revert_to or _available
+        self._zone_changed = zone_changed
         self._settings = settings
         self._presence = presence
         self._background = background
@@ -120,10 +130,21 @@ class StateExpiryService:
         clock: Clock,
         *,
         domain: str,
+        revert_to: RevertTo | None = None,
+        zone_changed: ZoneChanged | None = None,
     ) -> StateExpiryService:
         """The service with the stored expiring states: those that passed while the server was
         down are dropped, so nobody's next login brings back a stale state."""
-        service = cls(store, settings, presence, background, clock, domain=domain)
+        service = cls(
+            store,
+            settings,
+            presence,
+            background,
+            clock,
+            domain=domain,
+            revert_to=revert_to,
+            zone_changed=zone_changed,
+        )
         now = clock.now()
         for expiring in await store.all():
             if expiring.until <= now:
@@ -285,7 +306,7 @@ class StateExpiryService:
             if until is None or until > now:
                 continue
             del self._resources[session]
-            reverted = rich_states.with_state(resource.stanza, "available", None)
+            reverted = rich_states.with_state(resource.stanza, *self._revert_to(owner, now))
             self._reverting.add(session)
             try:
                 await self._presence.replace_presence(session, reverted)
@@ -314,7 +335,13 @@ class StateExpiryService:
         owner = _own_account(request)
         name = checked_time_zone(request.payload.get("name") or "")
         await self._settings.update(owner, time_zone=name)
+        if self._zone_changed is not None:
+            self._zone_changed(owner, name)
         return request.reply(time_zone_element(name))
+
+
+def _available(_owner: str, _at: float) -> tuple[str, str | None]:
+    return ("available", None)
 
 
 def _features(event: DiscoFeatures) -> None:

@@ -29,6 +29,7 @@ from chorus_presence.storage.interfaces import (
     OfflineMessageStore,
     PresenceBlockStore,
     PriorityContactStore,
+    QuietHoursStore,
     RosterStore,
     RoutingStore,
     ServerStateStore,
@@ -39,6 +40,7 @@ from chorus_presence.storage.interfaces import (
 from chorus_presence.storage.last_activity import LastActivityRepository
 from chorus_presence.storage.offline import OfflineMessageRepository
 from chorus_presence.storage.priority import PriorityContactRepository
+from chorus_presence.storage.quiet_hours import QuietHoursRepository
 from chorus_presence.storage.rosters import RosterRepository
 from chorus_presence.storage.routing import RoutingRepository
 from chorus_presence.storage.server_state import ServerStateRepository
@@ -71,6 +73,8 @@ class Repositories:
     display_names: DisplayNameStore
     # Each user's latest state set with an expiry.
     state_expiries: StateExpiryStore
+    # Each user's quiet hours: a weekly schedule of states.
+    quiet_hours: QuietHoursStore
     # Priority lists: who reaches each user in Do Not Disturb.
     priority_contacts: PriorityContactStore
     # Releases the backend's connection; kept private so nothing reaches past the stores.
@@ -168,6 +172,7 @@ def _sqlite(db: Database, domain: str) -> Repositories:
         sign_ins=SignInRepository(db),
         display_names=DisplayNameRepository(db),
         state_expiries=StateExpiryRepository(db),
+        quiet_hours=QuietHoursRepository(db),
         priority_contacts=PriorityContactRepository(db),
         _close=db.close,
     )
@@ -180,6 +185,7 @@ def _postgres(pool: Pool, domain: str) -> Repositories:
     from chorus_presence.storage.postgres import last_activity as pg_last_activity
     from chorus_presence.storage.postgres import offline as pg_offline
     from chorus_presence.storage.postgres import priority as pg_priority
+    from chorus_presence.storage.postgres import quiet_hours as pg_quiet_hours
     from chorus_presence.storage.postgres import rosters as pg_rosters
     from chorus_presence.storage.postgres import routing as pg_routing
     from chorus_presence.storage.postgres import server_state as pg_server_state
@@ -201,6 +207,7 @@ def _postgres(pool: Pool, domain: str) -> Repositories:
         sign_ins=pg_sign_ins.SignInRepository(pool),
         display_names=pg_display_names.DisplayNameRepository(pool),
         state_expiries=pg_state_expiry.StateExpiryRepository(pool),
+        quiet_hours=pg_quiet_hours.QuietHoursRepository(pool),
         priority_contacts=pg_priority.PriorityContactRepository(pool),
         _close=pool.close,
     )

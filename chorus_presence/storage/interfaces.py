@@ -12,6 +12,7 @@ from typing import Protocol
 from chorus_presence.storage.accounts import Account, RemovedAccount, ScramCredentials
 from chorus_presence.storage.last_activity import LastLogout
 from chorus_presence.storage.offline import StoredMessage
+from chorus_presence.storage.quiet_hours import QuietSlot
 from chorus_presence.storage.rosters import Roster, RosterChanges
 from chorus_presence.storage.routing import StoredRouting
 from chorus_presence.storage.settings import UserSettings
@@ -228,6 +229,17 @@ class StateExpiryStore(Protocol):
         gone."""
 
     async def remove(self, owner: str) -> None: ...
+
+
+class QuietHoursStore(Protocol):
+    """Each user's quiet hours: the weekly slots of the schedule, in the user's order."""
+
+    async def all(self) -> dict[str, list[QuietSlot]]:
+        """Every stored schedule, by owner."""
+
+    async def put(self, owner: str, slots: list[QuietSlot]) -> None:
+        """Replace the owner's schedule (none when `slots` is empty); nothing for an account
+        that is gone."""
 
 
 class ServerStateStore(Protocol):

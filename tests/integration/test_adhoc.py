@@ -73,6 +73,7 @@ async def test_commands_are_listed_and_described(users: Harness) -> None:
         "urn:chorus:cmd:devices": "Devices and call routing",
         "urn:chorus:cmd:priority": "People who reach me in Do Not Disturb (0)",
         "urn:chorus:cmd:state": "Set my status",
+        "urn:chorus:cmd:quiet-hours": "Quiet hours",
         BLOCKED: "Users blocked from seeing your presence status (0)",
     }
     # The counts are each user's own.
