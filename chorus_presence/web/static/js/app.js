@@ -8,6 +8,7 @@ import { Connection } from "./connection.js";
 import { ContactList } from "./contacts.js";
 import { $, announce, h, initials } from "./dom.js";
 import { popover } from "./popover.js";
+import { PrioritySettings } from "./priority.js";
 import { Router } from "./router.js";
 import { Session } from "./session.js";
 import { DeviceSettings, PresenceSettings, ProfileSettings } from "./settings.js";
@@ -194,6 +195,7 @@ async function startPortal(client, signIn, signInAgain) {
   router.onSettings.profile = () => profile.show();
   const browsers = new SignedInBrowsers(session, signIn);
   const timeZone = new TimeZoneSettings(session);
+  const priority = new PrioritySettings(session);
   router.onSettings.browsers = () => browsers.show();
   session.addEventListener("connection", (event) => {
     // Signed out by the server (revoked, or the account disabled): the token is useless now.
@@ -217,6 +219,7 @@ async function startPortal(client, signIn, signInAgain) {
   presenceSettings.render();
   // Not waited for: the contact list does not need it; a lost connection leaves it unread.
   timeZone.load().catch(() => {});
+  priority.load().catch(() => {});
   $("#login-view").hidden = true;
   $("#app-view").hidden = false;
   router.start();
