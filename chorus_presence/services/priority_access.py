@@ -144,7 +144,7 @@ class PriorityAccessService:
         for forged in stanza.findall(NO_ALERT):
             stanza.remove(forged)
         user = target.bare
-        if event.sender.bare == user or self._state_of(user) not in QUIET_STATES:
+        if self._state_of(user) not in QUIET_STATES or event.sender.bare == user:
             return
         if await self.breaks_through(target.local, event.sender):
             return
