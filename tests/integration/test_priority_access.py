@@ -368,3 +368,22 @@ async def test_the_admin_command_line_keeps_the_list(users: Harness) -> None:
         config, 1, "routing", "route", "alice", "--caller", "bob@@x", needle="not a valid JID"
     )
     assert (await cli(config, "priority", "add", "alice")).code != 0
+
+
+async def test_a_priority_list_holds_at_most_a_hundred(users: Harness) -> None:
+    names = [f"user{number:03}" for number in range(100)]
+    for name in names:
+        await users.add_user(name)
+    await users.ctx.priority_access.add_all("alice", [f"{name}@{DOMAIN}" for name in names])
+    alice, _ = await bot(users, "alice")
+    chorus = alice.plugin["chorus"]
+    assert len(await chorus.priority_list()) == 100
+    assert await refusal(chorus.add_priority(BOB)) == (
+        "not-acceptable",
+        "At most 100 people are on a priority list",
+    )
+    # Someone already on it is no 101st.
+    await chorus.add_priority(f"user000@{DOMAIN}")
+    await chorus.remove_priority(f"user000@{DOMAIN}")
+    await chorus.add_priority(BOB)
+    assert len(await chorus.priority_list()) == 100
