@@ -50,6 +50,7 @@ from chorus_presence.services import (
 )
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.adhoc import AdhocService
+from chorus_presence.services.appear_offline import AppearOfflineService
 from chorus_presence.services.block_list import BlockListService
 from chorus_presence.services.call_routing import CallRoutingService
 from chorus_presence.services.disco import DiscoService
@@ -136,6 +137,9 @@ async def build(
         repositories.display_names.get,
         domain=domain,
     )
+    appear_offline = await AppearOfflineService.load(
+        repositories.settings, presence, repositories.last_activity, domain=domain
+    )
     visibility = await VisibilityService.load(
         repositories.settings,
         repositories.presence_blocks,
@@ -144,6 +148,7 @@ async def build(
         presence,
         accounts,
         sessions,
+        appear_offline,
         domain=domain,
     )
     priority_access = PriorityAccessService(
@@ -159,7 +164,8 @@ async def build(
         repositories.presence_blocks,
         domain=domain,
         admins=config.admins,
-        state_of=presence.effective_state,
+        # Calls reach a user who appears offline as they would a user who is not logged in.
+        state_of=presence.shown_state,
         breaks_through=priority_access.breaks_through,
     )
     adhoc = AdhocService(bus, domain=domain)
@@ -211,6 +217,7 @@ async def build(
         quiet_hours,
         subscriptions,
         visibility,
+        appear_offline,
         adhoc,
         priority_access,
         messages,

@@ -1,7 +1,7 @@
 """Admin commands on who may see a user's presence: the policy, the allowed, blocked and
-pending lists, and presence automation. Each change is the visibility service's own, so the
-contacts concerned see (or stop seeing) the user at once, and the service alone decides what
-it takes: its refusals reach the operator as they are.
+pending lists, presence automation and appearing offline. Each change is the visibility
+service's own, so the contacts concerned see (or stop seeing) the user at once, and the service
+alone decides what it takes: its refusals reach the operator as they are.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ async def show(ctx: Components, user: str) -> dict[str, object]:
         "user": f"{owner}@{ctx.domain}",
         "policy": overview.policy,
         "away_when_offline": overview.away_when_offline,
+        "appear_offline": overview.appear_offline,
         "pending": _requests(overview),
         "allowed": overview.allowed,
         "blocked": overview.blocked,
@@ -57,6 +58,13 @@ async def automation(ctx: Components, user: str, enabled: bool) -> dict[str, obj
     return await show(ctx, user)
 
 
+async def appear_offline(ctx: Components, user: str, enabled: bool) -> dict[str, object]:
+    """Everyone else sees the user as logged out, whether or not the user is, until it is
+    turned off."""
+    await ctx.visibility.set_appear_offline(await existing_username(ctx, user), enabled)
+    return await show(ctx, user)
+
+
 def _contact(ctx: Components, text: str) -> str:
     """The contact as the service reads it: a localpart alone names a user of this server, as
     everywhere on the command line."""
@@ -78,4 +86,5 @@ COMMANDS = {
     "visibility.block": Command(block),
     "visibility.accept": Command(accept),
     "visibility.automation": Command(automation),
+    "visibility.appear-offline": Command(appear_offline),
 }

@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "show",
         help="settings and lists",
         description="Show the policy, presence automation and the three lists: pending,"
-        " allowed and presence blocked.",
+        " allowed and presence blocked, and whether the user appears offline.",
     )
     user_argument(show)
     json_option(show)
@@ -91,6 +91,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     json_option(automation)
     automation.set_defaults(handler=_automation)
 
+    appear_offline = actions.add_parser(
+        "appear-offline",
+        help="everyone else sees the user as logged out",
+        description="on: contacts, call routing and every other user see the user as not"
+        " logged in (with 'Away' while not logged in, if that is on), while the user goes on"
+        " using the service; it stays on across logins and restarts until turned off.",
+    )
+    user_argument(appear_offline)
+    appear_offline.add_argument("state", choices=("on", "off"))
+    json_option(appear_offline)
+    appear_offline.set_defaults(handler=_appear_offline)
+
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     arguments = {"user": args.user}
@@ -103,6 +115,12 @@ def _run(args: argparse.Namespace, config: Config) -> int:
 
 def _automation(args: argparse.Namespace, config: Config) -> int:
     overview = call(config, "visibility.automation", user=args.user, enabled=args.state == "on")
+    _print(args, overview)
+    return 0
+
+
+def _appear_offline(args: argparse.Namespace, config: Config) -> int:
+    overview = call(config, "visibility.appear-offline", user=args.user, enabled=args.state == "on")
     _print(args, overview)
     return 0
 
@@ -123,7 +141,8 @@ def _print(args: argparse.Namespace, overview: dict) -> None:
         return
     console.print(
         f"{escape(overview['user'])}: policy {overview['policy']}, 'Away' while not logged in:"
-        f" {yes_no(overview['away_when_offline'])}",
+        f" {yes_no(overview['away_when_offline'])}, appears offline:"
+        f" {yes_no(overview['appear_offline'])}",
         soft_wrap=True,
     )
     console.print(f"Pending ({len(overview['pending'])})", soft_wrap=True)

@@ -61,6 +61,8 @@ class QuietSlot:
 class Visibility:
     policy: str
     away_when_offline: bool
+    # Everyone else sees the user as not logged in.
+    appear_offline: bool
     pending: list[Request]
     allowed: list[str]
     blocked: list[str]
@@ -200,6 +202,12 @@ class Chorus(BasePlugin):
         node = ET.Element(f"{{{VISIBILITY}}}visibility", {"away-when-offline": value})
         return _visibility(await self._query("set", node))
 
+    async def set_appear_offline(self, enabled: bool) -> Visibility:
+        """Appear offline to everyone else (True) until turned off, or appear as you are."""
+        value = "true" if enabled else "false"
+        node = ET.Element(f"{{{VISIBILITY}}}visibility", {"appear-offline": value})
+        return _visibility(await self._query("set", node))
+
     async def accept(self, jid: str) -> None:
         await self._query("set", ET.Element(f"{{{VISIBILITY}}}accept", {"jid": str(jid)}))
 
@@ -332,6 +340,7 @@ def _visibility(node) -> Visibility:
     return Visibility(
         policy=node.get("policy"),
         away_when_offline=node.get("away-when-offline") == "true",
+        appear_offline=node.get("appear-offline") == "true",
         pending=pending,
         allowed=contacts("allowed"),
         blocked=contacts("blocked"),

@@ -502,6 +502,10 @@ class ClusterNode:
         if self.link.up or event.target is None or event.target.local is None:
             return None
         target = event.target
+        if self._presence.appears_offline(target.bare) and event.sender.bare != target.bare:
+            # Refused so, it would tell that the user is connected; what a user who is not
+            # logged in gets is answered further on.
+            return None
         if target.resource is not None:
             found = self._sessions.get(target)
             recipients = [found] if found is not None else []

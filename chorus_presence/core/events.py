@@ -93,6 +93,14 @@ class OfflineView:
 
 
 @dataclass(frozen=True, slots=True)
+class AppearsOffline:
+    """Whether `user`, whatever resources they have available, is to be shown to everyone
+    else as logged out."""
+
+    user: JID
+
+
+@dataclass(frozen=True, slots=True)
 class SessionEvent:
     session: Session
 

@@ -1,11 +1,11 @@
 """The visibility settings as ad-hoc commands, so a stock client can change them.
 
 This module owns the four `urn:chorus:cmd:` commands of the seed guide's Presence settings page:
-the policy and presence automation, the pending requests (accept or block), and the allowed and
-presence blocked lists (move a contact to the other list). Their forms use the guide's wording
-and their names (and titles) carry the guide's counts: the settings, how many requests wait;
-each list, how many contacts are on it. Every change goes through the visibility service, the
-same the IQ extension and the admin command line use.
+the policy, presence automation and appearing offline, the pending requests (accept or block),
+and the allowed and presence blocked lists (move a contact to the other list). Their forms use
+the guide's wording and their names (and titles) carry the guide's counts: the settings, how
+many requests wait; each list, how many contacts are on it. Every change goes through the
+visibility service, the same the IQ extension and the admin command line use.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ POLICY_LABELS = {
 SETTINGS_TITLE = "Presence settings"
 POLICY_FIELD = "Who can see my presence status"
 AWAY_FIELD = "Show me as Away when I am not logged in"
+APPEAR_OFFLINE_FIELD = "Appear offline: everyone else sees me as not logged in"
 NOTHING_CHANGED = "Nothing changed."
 
 
 class PresenceSettings:
-    """The visibility policy and presence automation."""
+    """The visibility policy, presence automation and appearing offline."""
 
     def __init__(self, visibility: VisibilityService) -> None:
         self._visibility = visibility
@@ -55,7 +56,10 @@ class PresenceSettings:
             required=True,
         )
         away = Field("boolean", "away-when-offline", AWAY_FIELD, value=overview.away_when_offline)
-        return Form((policy, away), title=_settings_title(overview)).to_element()
+        hidden = Field(
+            "boolean", "appear-offline", APPEAR_OFFLINE_FIELD, value=overview.appear_offline
+        )
+        return Form((policy, away, hidden), title=_settings_title(overview)).to_element()
 
     async def submit(self, owner: str, values: dict[str, FieldValue]) -> str:
         visibility = self._visibility
@@ -76,6 +80,10 @@ class PresenceSettings:
         if away != before.away_when_offline:
             await visibility.set_away_when_offline(owner, bool(away))
             changes.append(f"{AWAY_FIELD}: {'on' if away else 'off'}.")
+        hidden = values.get("appear-offline", before.appear_offline)
+        if hidden != before.appear_offline:
+            await visibility.set_appear_offline(owner, bool(hidden))
+            changes.append(f"Appear offline: {'on' if hidden else 'off'}.")
         return "\n".join(change for change in changes if change) or NOTHING_CHANGED
 
 

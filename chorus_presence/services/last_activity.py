@@ -1,7 +1,9 @@
 """Last activity (XEP-0012): how long ago a user went offline, durable across restarts, told
 only to those allowed to see the user's presence; and the server's uptime.
 
-A logout is recorded when a user's last resource goes unavailable (`resource/unavailable`).
+A logout is recorded when a user's last resource goes unavailable (`resource/unavailable`),
+unless the user appears offline: then the logout was recorded when they went, and whoever asks
+is answered as for a user offline since (`services/appear_offline.py`).
 Blocks are the filter's business: a blocked requester is refused before the query gets here,
 with the same answer a stranger gets.
 """
@@ -59,6 +61,8 @@ class LastActivityService:
             return
         owner = event.session.jid.local
         assert owner is not None
+        if self._presence.appears_offline(event.session.jid.bare):
+            return
         status = event.presence.findtext(STATUS)
         self._background.run(self.repo.record(owner, self._clock(), status))
 
@@ -70,7 +74,7 @@ class LastActivityService:
             # being allowed.
             raise StanzaError("forbidden")
         query = element("query", namespace=ns.LAST_ACTIVITY)
-        if self._presence.available(user):
+        if self._presence.shown(user, request.sender):
             query.set("seconds", "0")
             return request.reply(query)
         last = await self.repo.get(user.local)

@@ -10,6 +10,10 @@ so a bounce never tells a stranger what presence would not. With `[messages] off
 messages and bytes, unless the sender is on the user's presence blocked list, and arrives with
 an XEP-0203 delay stamp. Senders on the XEP-0191 block list never get here: the block filter
 refuses them first.
+
+A user who appears offline gets messages live, and the sender gets what the sender would get
+were the user logged out (`_as_absent`): nothing, or the same bounce, the message delivered all
+the same; nor does a lost connection bounce what the user never acknowledged.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.storage.interfaces import OfflineMessageStore, PresenceBlockStore
+from chorus_presence.storage.offline import StoredMessage
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID, JIDError
@@ -60,6 +65,9 @@ class MessageService:
         self._max_offline_bytes = config.max_offline_bytes
         self._domain = domain
         self.store_offline = config.offline == "store"
+        # For each user who appears offline, the (count, bytes) of the messages that would be
+        # waiting were they logged out, so that their quota fills as it would then.
+        self._as_stored: dict[str, tuple[int, int]] = {}
 
     def subscribe(self, bus: Bus) -> None:
         bus.on(topics.MESSAGE_IN_BARE, self.on_message)
@@ -83,6 +91,7 @@ class MessageService:
             recipient = self._sessions.get(target)
             if recipient is not None:
                 recipient.send(stanza)
+                await self._as_absent(stanza, event.sender, target.bare, message_type)
                 return STOP
             # RFC 6121 section 8.5.3.2.1: a full JID that is not online is treated as the bare
             # JID for normal and chat messages; other types are not redelivered.
@@ -111,6 +120,7 @@ class MessageService:
             data = serialize(stanza)
             for session, _ in resources:
                 session.send_bytes(data)
+            await self._as_absent(stanza, sender, bare, message_type)
             return
         if message_type in ("error", "headline"):
             return
@@ -133,6 +143,44 @@ class MessageService:
             reason = "The recipient is not logged in"
         if sees:
             raise StanzaError("service-unavailable", reason)
+
+    async def _as_absent(self, stanza: Element, sender: JID, bare: JID, message_type: str) -> None:
+        """For a message delivered to a user who appears offline to its sender: the answer
+        the sender would get were the user logged out, without storing anything."""
+        if not self._presence.appears_offline(bare):
+            # Shown as they are again: were they logged out, what waited was delivered.
+            self._as_stored.pop(str(bare.local), None)
+            return
+        if sender.bare == bare:
+            return
+        if message_type in ("error", "headline"):
+            return
+        sees, may_store = await self._standing(sender, bare)
+        if message_type == "groupchat":
+            reason = None
+        elif self.store_offline and may_store:
+            assert bare.local is not None
+            waiting = await self.offline.pending(bare.local)
+            if self._would_store(bare.local, len(serialize(stanza)), waiting):
+                return
+            reason = "The recipient's offline storage is full"
+        else:
+            reason = "The recipient is not logged in"
+        if sees:
+            raise StanzaError("service-unavailable", reason)
+
+    def _would_store(self, owner: str, size: int, waiting: list[StoredMessage]) -> bool:
+        """Whether a message of `size` bytes would fit the offline storage of a user who
+        appears offline, counting it as stored if so."""
+        count, total = self._as_stored.get(owner, (0, 0))
+        waiting_bytes = sum(len(message.stanza.encode()) for message in waiting)
+        if (
+            count + len(waiting) >= self._max_offline
+            or total + waiting_bytes + size > self._max_offline_bytes
+        ):
+            return False
+        self._as_stored[owner] = (count + 1, total + size)
+        return True
 
     async def _standing(self, sender: JID, user: JID) -> tuple[bool, bool]:
         """(whether `sender` may see `user`'s presence, whether a message from `sender` may
@@ -204,7 +252,8 @@ class MessageService:
                 sees, may_store = await self._standing(sender, owner)
             if self.store_offline and may_store and await self._store(owner.local, data.decode()):
                 continue
-            if sees and sender is not None:
+            # A user who appears offline was answered for as absent when the message came.
+            if sees and sender is not None and not self._presence.appears_offline(owner):
                 self._bounce(stanza, sender)
 
     def _bounce(self, stanza: Element, sender: JID) -> None:

@@ -7,7 +7,10 @@ never touches the database. Who may receive a broadcast, and whose presence a us
 is narrowed by the filters on `presence/audience` and `presence/view`; directed presence and
 probes travel as `presence/in/*` events, through the same filters as every other stanza. What a
 user with no online resource looks like (plain unavailable, or the automation's "Not logged
-in") is asked on `presence/offline`.
+in") is asked on `presence/offline`. A user who appears offline (asked on `presence/hidden`)
+is shown to everyone else exactly so, whatever resources they have: their broadcasts reach only
+their own resources, probes and every other query for others answer from `shown`, and only the
+directed presence they send themselves reaches anyone.
 
 In a cluster, the resources other nodes hold are mirrored here (`mirror`), as their node
 announced them, so that probes, effective state and last activity answer for them too; their
@@ -27,6 +30,7 @@ from chorus_presence.core import topics
 from chorus_presence.core.bus import STOP, Bus
 from chorus_presence.core.events import (
     AccountRemoved,
+    AppearsOffline,
     Audience,
     OfflineView,
     PresenceChanged,
@@ -44,11 +48,12 @@ from chorus_presence.storage.rosters import Roster
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID
-from chorus_presence.xmpp.stanza import Element, element, serialize
+from chorus_presence.xmpp.stanza import Element, child, element, serialize
 
 log = logging.getLogger(__name__)
 
 PRIORITY = ns.qname(ns.CLIENT, "priority")
+STATUS = ns.qname(ns.CLIENT, "status")
 SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
 # A session's end: presence lets go first, while the roster cache still holds the roster.
 SESSION_END_PRIORITY = 100
@@ -110,6 +115,25 @@ class PresenceService:
             if state is not None:
                 found.append((session, state))
         return found
+
+    def appears_offline(self, user: JID) -> bool:
+        """Whether everyone but `user` is to see them as logged out, resources or not."""
+        return bool(self._bus.fire_sync(topics.PRESENCE_HIDDEN, AppearsOffline(user)))
+
+    def shown(self, user: JID, viewer: JID | None) -> list[tuple[Session, ResourcePresence]]:
+        """The available resources of `user` as `viewer` (None: anyone else) is to know them:
+        none while the user appears offline, unless the viewer is the user."""
+        resources = self.available(user)
+        hidden = self.appears_offline(user)
+        if hidden and (viewer is None or viewer.bare != user):
+            return []
+        return resources
+
+    def shown_state(self, bare: JID) -> str:
+        """The effective state as anyone else is to know it: 'offline' while the user appears
+        offline."""
+        state = self.effective_state(bare)
+        return rich_states.OFFLINE if self.appears_offline(bare) else state
 
     def effective_state(self, bare: JID) -> str:
         """The state of the user's most recently changed available resource, or 'offline'."""
@@ -257,7 +281,8 @@ class PresenceService:
         """Contacts see the removed account go, whether it was online or shown as offline."""
         user = event.user
         online = self.available(user)
-        offline_shown = not online and self.offline_presence(user) is not None
+        shown_offline = not self.shown(user, None)
+        offline_shown = shown_offline and self.offline_presence(user) is not None
         for session, _ in online:
             if session in self._mirrored:
                 # Its node tells the contacts when the session it holds closes.
@@ -277,7 +302,7 @@ class PresenceService:
         watchers = [session for session, _ in self.available(watcher)]
         if not watchers:
             return
-        resources = self.available(contact)
+        resources = self.shown(contact, watcher)
         if can_see:
             presences = [state.stanza for _, state in resources]
             if not presences:
@@ -298,13 +323,61 @@ class PresenceService:
     async def rebroadcast_offline(self, user: JID) -> None:
         """Send contacts what they should now see of `user` while offline (the automation
         setting changed)."""
-        if self.available(user):
+        if self.shown(user, None):
             return
         presence = self.offline_presence(user)
         if presence is None:
             presence = element("presence", {"type": "unavailable", "from": str(user)})
         assert user.local is not None
-        self._to_subscribers(user, await self._rosters.roster(user.local), presence)
+        # To every subscriber, as for a logout, whether or not the user appears offline.
+        for bare in self._subscribers(user, await self._rosters.roster(user.local)):
+            self._deliver_to_available(bare, presence)
+
+    async def conceal(self, user: JID) -> None:
+        """The user now appears offline: contacts, and whoever had their directed presence,
+        see each of this node's resources go unavailable as at a logout, then what they see of
+        a user who is not logged in. The resources stay available to the user."""
+        resources = [(s, state) for s, state in self.available(user) if s not in self._mirrored]
+        if not resources:
+            return
+        assert user.local is not None
+        audience = self._subscribers(user, await self._rosters.roster(user.local))
+        for session, state in resources:
+            # As a client logging out with the status it had says it: last activity keeps it.
+            unavailable = element("presence", {"type": "unavailable", "from": str(session.jid)})
+            status = state.stanza.findtext(STATUS)
+            if status:
+                child(unavailable, "status", text=status)
+            for bare in audience:
+                self._deliver_to_available(bare, unavailable)
+            directed = [target for target in state.directed if target.bare not in audience]
+            state.directed.clear()
+            if directed:
+                view = Audience(user, {target.bare for target in directed})
+                self._bus.fire_sync(topics.PRESENCE_AUDIENCE, view)
+                for target in directed:
+                    if target.bare in view.others:
+                        self._deliver_directed(target, unavailable)
+        offline = self.offline_presence(user)
+        if offline is not None:
+            for bare in audience:
+                self._deliver_to_available(bare, offline)
+
+    async def reveal(self, user: JID) -> None:
+        """The user no longer appears offline: contacts see what a login would show them, the
+        "not logged in" presence withdrawn and each of this node's resources' presence."""
+        resources = [(s, state) for s, state in self.available(user) if s not in self._mirrored]
+        if not resources:
+            return
+        assert user.local is not None
+        audience = self._audience(user, await self._rosters.roster(user.local))
+        if self.offline_presence(user) is not None:
+            withdrawn = element("presence", {"type": "unavailable", "from": str(user)})
+            for bare in audience:
+                self._deliver_to_available(bare, withdrawn)
+        for _session, state in resources:
+            for bare in audience:
+                self._deliver_to_available(bare, state.stanza)
 
     async def replace_presence(self, session: Session, stanza: Element) -> bool:
         """Make `stanza` the presence of `session` as if the session had sent it: normalised,
@@ -388,7 +461,13 @@ class PresenceService:
         self._deliver_to_available(user, stanza)
 
     def _audience(self, user: JID, roster: Roster) -> set[JID]:
-        """The contacts that receive the user's presence broadcasts, as the filters leave it."""
+        """The contacts that receive the user's presence broadcasts: none while the user
+        appears offline."""
+        others = self._subscribers(user, roster)
+        return set() if self.appears_offline(user) else others
+
+    def _subscribers(self, user: JID, roster: Roster) -> set[JID]:
+        """The contacts that may receive the user's presence, as the filters leave them."""
         audience = Audience(user, _contacts(roster, SENDS_TO))
         self._bus.fire_sync(topics.PRESENCE_AUDIENCE, audience)
         return audience.others
@@ -411,7 +490,7 @@ class PresenceService:
 
     def _send_presence_of(self, contact: JID, session: Session) -> int:
         to = str(session.jid)
-        resources = self.available(contact)
+        resources = self.shown(contact, session.jid)
         for other, state in resources:
             if other is not session:
                 session.send_presence(_addressed(state.stanza, to), str(other.jid))

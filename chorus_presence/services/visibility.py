@@ -1,6 +1,6 @@
 """Who may see my presence: the visibility policy, the allowed and blocked lists, pending
-requests, the pending count pushed to the user's resources, and presence automation ("Away"
-while not logged in).
+requests, the pending count pushed to the user's resources, presence automation ("Away"
+while not logged in) and appearing offline (`services/appear_offline.py` applies it).
 
 The lists are views of RFC 6121 state plus one table: allowed = contacts with a subscription
 from the user (`from`/`both`) or a pre-approval; blocked = the user's presence blocks; pending =
@@ -30,6 +30,7 @@ from chorus_presence.core.events import (
 from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services import rich_states
 from chorus_presence.services.accounts import AccountService
+from chorus_presence.services.appear_offline import AppearOfflineService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.subscription_states import SEES, SENDS_TO
@@ -51,6 +52,7 @@ QUERY = ns.qname(ns.CHORUS_VISIBILITY, "visibility")
 class VisibilityOverview:
     policy: str
     away_when_offline: bool
+    appear_offline: bool
     pending: list[PendingRequest]
     allowed: list[str]
     blocked: list[str]
@@ -67,6 +69,7 @@ class VisibilityService:
         accounts: AccountService,
         sessions: SessionRegistry,
         automated: set[str],
+        appear_offline: AppearOfflineService,
         *,
         domain: str,
     ) -> None:
@@ -80,6 +83,7 @@ class VisibilityService:
         self._domain = domain
         # Presence automation is read on the presence path, so it is kept in memory.
         self._automated = automated
+        self._appear_offline = appear_offline
 
     @classmethod
     async def load(
@@ -91,6 +95,7 @@ class VisibilityService:
         presence: PresenceService,
         accounts: AccountService,
         sessions: SessionRegistry,
+        appear_offline: AppearOfflineService,
         *,
         domain: str,
     ) -> VisibilityService:
@@ -104,6 +109,7 @@ class VisibilityService:
             accounts,
             sessions,
             automated,
+            appear_offline,
             domain=domain,
         )
 
@@ -164,18 +170,21 @@ class VisibilityService:
         return VisibilityOverview(
             policy=settings.visibility_policy,
             away_when_offline=settings.away_when_offline,
+            appear_offline=settings.appear_offline,
             pending=list(roster.pending.values()),
             allowed=allowed,
             blocked=await self.presence_blocks.list(owner),
         )
 
     async def refresh(self, owner: str) -> None:
-        """Another node changed the owner's settings: the presence automation kept here
-        follows what is stored."""
-        if (await self.settings.get(owner)).away_when_offline:
+        """Another node changed the owner's settings: the presence automation and appearing
+        offline kept here follow what is stored."""
+        settings = await self.settings.get(owner)
+        if settings.away_when_offline:
             self._automated.add(owner)
         else:
             self._automated.discard(owner)
+        await self._appear_offline.changed(owner, settings.appear_offline, here=False)
 
     async def resync(self) -> None:
         """What other nodes said may have been lost: the presence automation follows what is
@@ -183,6 +192,9 @@ class VisibilityService:
         automated = await self.settings.owners_with("away_when_offline")
         self._automated.intersection_update(automated)
         self._automated.update(automated)
+        hidden = await self.settings.owners_with("appear_offline")
+        for owner in sorted(hidden ^ self._appear_offline.hidden()):
+            await self._appear_offline.changed(owner, owner in hidden, here=False)
 
     def offline_presence(self, view: OfflineView) -> Element | None:
         if view.user.local in self._automated:
@@ -198,11 +210,19 @@ class VisibilityService:
     async def set_away_when_offline(self, owner: str, enabled: bool) -> None:
         await self.configure(owner, away_when_offline=enabled)
 
+    async def set_appear_offline(self, owner: str, enabled: bool) -> None:
+        await self.configure(owner, appear_offline=enabled)
+
     async def configure(
-        self, owner: str, *, policy: str | None = None, away_when_offline: bool | None = None
+        self,
+        owner: str,
+        *,
+        policy: str | None = None,
+        away_when_offline: bool | None = None,
+        appear_offline: bool | None = None,
     ) -> None:
-        """Change the policy, presence automation or both, in one transaction with the
-        answers a new policy gives the requests still pending."""
+        """Change the policy, presence automation, appearing offline or several, in one
+        transaction with the answers a new policy gives the requests still pending."""
         if policy is not None and policy not in POLICIES:
             raise StanzaError(
                 "bad-request", f"{policy!r} is not a policy: choose {', '.join(POLICIES)}"
@@ -212,6 +232,8 @@ class VisibilityService:
             settings["visibility_policy"] = policy
         if away_when_offline is not None:
             settings["away_when_offline"] = away_when_offline
+        if appear_offline is not None:
+            settings["appear_offline"] = appear_offline
         if not settings:
             return
         changes = RosterChanges(settings=[(owner, settings)])
@@ -236,6 +258,9 @@ class VisibilityService:
             else:
                 self._automated.discard(owner)
             await self._presence.rebroadcast_offline(user)
+        if appear_offline is not None:
+            await self._appear_offline.changed(owner, appear_offline)
+            log.info("%s %s", owner, "appears offline" if appear_offline else "appears as is")
 
     async def accept(self, owner: str, contact: str) -> None:
         """Answer a pending request with yes: the requester joins the allowed list."""
@@ -347,10 +372,10 @@ class VisibilityService:
     async def _configure(self, request: IqRequest) -> Element:
         owner = _own_account(request)
         policy = request.payload.get("policy")
-        automation = request.payload.get("away-when-offline")
         # Everything is checked before anything changes: a refused request changes nothing.
-        away = _parse_bool(automation) if automation is not None else None
-        await self.configure(owner, policy=policy, away_when_offline=away)
+        away = _bool_attribute(request.payload, "away-when-offline")
+        hidden = _bool_attribute(request.payload, "appear-offline")
+        await self.configure(owner, policy=policy, away_when_offline=away, appear_offline=hidden)
         return request.reply(overview_element(await self.overview(owner)))
 
     def _jid(self, owner: str) -> JID:
@@ -403,7 +428,11 @@ def pending_notification(user: JID, resource: JID, count: int) -> Element:
 def overview_element(overview: VisibilityOverview) -> Element:
     node = element(
         "visibility",
-        {"policy": overview.policy, "away-when-offline": _bool(overview.away_when_offline)},
+        {
+            "policy": overview.policy,
+            "away-when-offline": _bool(overview.away_when_offline),
+            "appear-offline": _bool(overview.appear_offline),
+        },
         namespace=ns.CHORUS_VISIBILITY,
     )
     pending = child(node, "pending", {"count": str(len(overview.pending))})
@@ -424,9 +453,13 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _parse_bool(text: str) -> bool:
+def _bool_attribute(node: Element, name: str) -> bool | None:
+    """A boolean attribute of `node`; None when absent."""
+    text = node.get(name)
+    if text is None:
+        return None
     if text in ("true", "1"):
         return True
     if text in ("false", "0"):
         return False
-    raise StanzaError("bad-request", f"'away-when-offline' is true or false, not {text!r}")
+    raise StanzaError("bad-request", f"'{name}' is true or false, not {text!r}")

@@ -18,10 +18,14 @@ class UserSettings:
     routing_permission: bool = False
     # IANA name, in which a status set "for today" or "for this week" ends.
     time_zone: str = "UTC"
+    # Contacts see the user as logged out while the user goes on using the service.
+    appear_offline: bool = False
 
 
 COLUMNS = tuple(f.name for f in fields(UserSettings))
-BOOLEAN_COLUMNS = frozenset({"away_when_offline", "routing_enabled", "routing_permission"})
+BOOLEAN_COLUMNS = frozenset(
+    {"away_when_offline", "routing_enabled", "routing_permission", "appear_offline"}
+)
 
 
 class SettingsRepository:

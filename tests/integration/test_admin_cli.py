@@ -168,6 +168,7 @@ async def test_visibility_changes_are_live(harness: Harness) -> None:
         "user": ALICE,
         "policy": "nobody",
         "away_when_offline": True,
+        "appear_offline": False,
         "pending": [],
         "allowed": [BOB, CAROL],
         "blocked": [],

@@ -414,7 +414,11 @@ async def test_the_presence_settings_command_shows_a_form_and_applies_it(world: 
     assert form.get("type") == "form"
     value = ns.qname(ns.DATA_FORMS, "value")
     fields = {f.get("var"): (f.get("type"), f.findtext(value)) for f in form.findall(FIELD)}
-    assert fields == {"policy": ("list-single", "ask"), "away-when-offline": ("boolean", "0")}
+    assert fields == {
+        "policy": ("list-single", "ask"),
+        "away-when-offline": ("boolean", "0"),
+        "appear-offline": ("boolean", "0"),
+    }
 
     completed = await world.iq(
         bob,
