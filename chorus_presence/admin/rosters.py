@@ -97,20 +97,21 @@ async def group_sync(ctx: Components, group: str, users: list[str]) -> dict[str,
     members = list(dict.fromkeys([await existing_user(ctx, user) for user in users]))
     if len(members) < 2:
         raise AdminError(f"Group {group!r} needs at least two different users")
-    linked = 0
-    for pairs in _rounds(members):
-        results = await asyncio.gather(
-            *(_link(ctx, first, second) for first, second in pairs), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-            linked += result
-    tagged = 0
-    # Every member's: each one's items name all the others.
-    async with ctx.rosters.hold(*members):
-        for member in members:
-            tagged += await _tag(ctx, member, members, group)
+    linked = tagged = 0
+    # Each member's roster is read once, not at each of the exchanges it takes part in.
+    async with ctx.rosters.kept(member.local for member in members if member.local):
+        for pairs in _rounds(members):
+            results = await asyncio.gather(
+                *(_link(ctx, first, second) for first, second in pairs), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+                linked += result
+        # Every member's: each one's items name all the others.
+        async with ctx.rosters.hold(*members):
+            for member in members:
+                tagged += await _tag(ctx, member, members, group)
     return {
         "group": group,
         "members": [str(member) for member in members],

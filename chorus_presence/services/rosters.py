@@ -12,8 +12,9 @@ names (core/account_locks.py), so changes to different accounts' rosters run sid
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from copy import deepcopy
 
 from chorus_presence.core import topics
@@ -61,6 +62,8 @@ class RosterService:
         self._domain = domain
         self.locks = locks if locks is not None else AccountLocks()
         self._cache: dict[str, Roster] = {}
+        # Owners whose rosters stay cached while a bulk change works on them, online or not.
+        self._kept: Counter[str] = Counter()
         self._interested: set[Session] = set()
         self._push_ids = itertools.count(1)
 
@@ -94,9 +97,25 @@ class RosterService:
         if roster is not None:
             return roster
         roster = await self.repo.load(owner)
-        if self._sessions.is_online(JID(owner, self._domain)):
+        if owner in self._kept or self._sessions.is_online(JID(owner, self._domain)):
             roster = self._cache.setdefault(owner, roster)
         return roster
+
+    @asynccontextmanager
+    async def kept(self, owners: Iterable[str]) -> AsyncIterator[None]:
+        """The owners' rosters stay in memory meanwhile, whether they are online or not, and
+        are kept up to date like any cached roster: a bulk change (a group sync) reads each
+        once instead of at every exchange."""
+        names = list(dict.fromkeys(owners))
+        self._kept.update(names)
+        try:
+            yield
+        finally:
+            self._kept.subtract(names)
+            for name in names:
+                if self._kept[name] <= 0:
+                    del self._kept[name]
+                    self.forget_if_offline(name)
 
     async def sees(self, watcher: JID, user: JID) -> bool:
         """Whether `watcher` may see `user`'s presence: `user` themself, or a contact whose
@@ -117,8 +136,9 @@ class RosterService:
         self.forget_if_offline(session.jid.local)
 
     def forget_if_offline(self, owner: str) -> None:
-        """Drop the cached roster of an owner with no session left, here or on another node."""
-        if not self._sessions.is_online(JID(owner, self._domain)):
+        """Drop the cached roster of an owner with no session left, here or on another node,
+        unless a bulk change keeps it."""
+        if owner not in self._kept and not self._sessions.is_online(JID(owner, self._domain)):
             self._cache.pop(owner, None)
 
     async def refresh(self, owner: str) -> None:
