@@ -9,6 +9,7 @@ import { ContactList } from "./contacts.js";
 import { $, announce, h, initials } from "./dom.js";
 import { popover } from "./popover.js";
 import { PrioritySettings } from "./priority.js";
+import { QuietHoursSettings } from "./quiethours.js";
 import { Router } from "./router.js";
 import { Session } from "./session.js";
 import { DeviceSettings, PresenceSettings, ProfileSettings } from "./settings.js";
@@ -195,6 +196,7 @@ async function startPortal(client, signIn, signInAgain) {
   router.onSettings.profile = () => profile.show();
   const browsers = new SignedInBrowsers(session, signIn);
   const timeZone = new TimeZoneSettings(session);
+  const quietHours = new QuietHoursSettings(session);
   const priority = new PrioritySettings(session);
   router.onSettings.browsers = () => browsers.show();
   session.addEventListener("connection", (event) => {
@@ -219,6 +221,7 @@ async function startPortal(client, signIn, signInAgain) {
   presenceSettings.render();
   // Not waited for: the contact list does not need it; a lost connection leaves it unread.
   timeZone.load().catch(() => {});
+  quietHours.load().catch(() => {});
   priority.load().catch(() => {});
   $("#login-view").hidden = true;
   $("#app-view").hidden = false;
