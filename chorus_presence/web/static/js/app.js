@@ -1,5 +1,6 @@
 // The portal: sign in, then the contact list with chats, or the settings pages.
 
+import { AppearOffline } from "./appearoffline.js";
 import { BlockListSettings } from "./blocking.js";
 import { SignedInBrowsers, signOut } from "./browsers.js";
 import { Chats } from "./chat.js";
@@ -196,6 +197,7 @@ async function startPortal(client, signIn, signInAgain) {
   router.onSettings.profile = () => profile.show();
   const browsers = new SignedInBrowsers(session, signIn);
   const timeZone = new TimeZoneSettings(session);
+  new AppearOffline(session);
   const quietHours = new QuietHoursSettings(session);
   const priority = new PrioritySettings(session);
   router.onSettings.browsers = () => browsers.show();

@@ -140,6 +140,7 @@ function readVisibility(node) {
   return {
     policy: node.getAttribute("policy") || "ask",
     awayWhenOffline: node.getAttribute("away-when-offline") === "true",
+    appearOffline: node.getAttribute("appear-offline") === "true",
     pending: list("pending").map((item) => ({
       jid: item.getAttribute("jid"),
       status: text(item, "status", NS.visibility) || text(item, "status") || "",
@@ -155,13 +156,14 @@ export async function getVisibility(client) {
   return readVisibility(child(result, "visibility", NS.visibility));
 }
 
-export async function setVisibility(client, { policy, awayWhenOffline }) {
+export async function setVisibility(client, { policy, awayWhenOffline, appearOffline }) {
   const result = await client.iq(
     "set",
     x("visibility", {
       xmlns: NS.visibility,
       policy,
       "away-when-offline": awayWhenOffline === undefined ? undefined : String(awayWhenOffline),
+      "appear-offline": appearOffline === undefined ? undefined : String(appearOffline),
     }),
   );
   return readVisibility(child(result, "visibility", NS.visibility));
