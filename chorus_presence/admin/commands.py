@@ -10,6 +10,7 @@ from typing import Any
 from chorus_presence.admin import (
     presence,
     priority,
+    quiet_hours,
     rosters,
     routing,
     sign_ins,
@@ -28,6 +29,7 @@ COMMANDS: dict[str, Command] = {
     **visibility.COMMANDS,
     **routing.COMMANDS,
     **priority.COMMANDS,
+    **quiet_hours.COMMANDS,
     **sign_ins.COMMANDS,
 }
 SECRET_ARGUMENTS = frozenset({"password"})

@@ -18,6 +18,7 @@ from chorus_presence.cli import (
     init,
     presence,
     priority,
+    quiet_hours,
     rosters,
     routing,
     sign_ins,
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     visibility.add_parser(commands)
     routing.add_parser(commands)
     priority.add_parser(commands)
+    quiet_hours.add_parser(commands)
     sign_ins.add_parser(commands)
     return parser
 

@@ -1,8 +1,8 @@
 """Quiet hours through the wire with real clients and a clock the tests move: a boundary
 applies a slot and its end reverts it, a login inside a slot, a state set by hand lasting until
 the next boundary, daylight-saving changes in Europe/Berlin, a status that clears itself
-reverting to the schedule, blocks, restarts, the IQ extension, the ad-hoc command and the
-plugin."""
+reverting to the schedule, blocks, restarts, the IQ extension, the ad-hoc command, the
+plugin and the admin command line."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from slixmpp.xmlstream import ET
 
 from chorus_presence.client.plugin import QuietSlot
 from chorus_presence.core.clock import ManualClock
+from chorus_presence.services.quiet_hours import parse_slot
 from tests.integration.harness import (
     ADHOC,
     DOMAIN,
@@ -25,8 +26,11 @@ from tests.integration.harness import (
     Inbox,
     befriend,
     complete,
+    config_of,
     execute,
+    fails,
     fields,
+    ok,
     online,
     presence_of,
     quiet_slixmpp,
@@ -43,6 +47,7 @@ SLOT = f"{{{PRESENCE}}}slot"
 # Monday 4 May 2026, 12:00 UTC.
 START = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC).timestamp()
 OFF_WORK = QuietSlot("mon-fri", "18:00", "08:00", "dnd", "Off work")
+OFF_WORK_SLOT = parse_slot("mon-fri 18:00-08:00 dnd Off work")
 
 
 @pytest.fixture
@@ -188,6 +193,10 @@ async def test_a_schedule_survives_a_restart_and_applies_inside_its_slot(
     await quietly(alice, [OFF_WORK], "America/New_York")
 
     async def evening() -> None:
+        # The command line reads it from the database while the server is down.
+        shown = await ok(config_of(harness), "quiet-hours", "show", "alice", "--json")
+        assert shown.json()["slots"] == ["mon-fri 18:00-08:00 dnd Off work"]
+        assert shown.json()["time_zone"] == "America/New_York"
         # 19:00 in New York.
         until(clock, utc(2026, 5, 4, 23, 0))
 
@@ -409,3 +418,49 @@ async def test_the_schedule_goes_with_the_account(clocked: tuple[Harness, Manual
     await harness.ctx.accounts.remove("alice")
     assert "alice" not in await harness.ctx.repositories.quiet_hours.all()
     assert harness.ctx.quiet_hours.schedule("alice") == []
+
+
+async def test_the_admin_command_line_keeps_the_schedule(
+    clocked: tuple[Harness, ManualClock],
+) -> None:
+    harness, clock = clocked
+    config = config_of(harness)
+    _alice, _alice_in, _bob, bob_in = await friends(harness)
+    run = await ok(config, "quiet-hours", "set", "alice", "mon-fri 18:00-08:00 dnd Off work")
+    assert run.out.splitlines() == [
+        f"{ALICE}: quiet hours (1 slot), in UTC",
+        "  mon-fri 18:00-08:00 dnd Off work",
+    ]
+    until(clock, utc(2026, 5, 4, 18, 0))
+    await bob_in.expect(with_state("dnd", "Off work"), "the slot set on the command line")
+    run = await ok(config, "quiet-hours", "show", "alice", "--json")
+    assert run.json() == {
+        "user": ALICE,
+        "time_zone": "UTC",
+        "slots": ["mon-fri 18:00-08:00 dnd Off work"],
+    }
+    await fails(
+        config,
+        1,
+        "quiet-hours",
+        "set",
+        "alice",
+        "daily 12:00-13:00 away",
+        "sun 25:00-26:00 dnd",
+        needle="Slot 2: '25:00' is not a time from 00:00 to 23:59",
+    )
+    await fails(
+        config,
+        1,
+        "quiet-hours",
+        "set",
+        "alice",
+        "mon-fri 18:00-08:00 dnd Off work",
+        "fri 20:00-23:00 away",
+        needle="Slot 2 (fri 20:00-23:00 away) overlaps slot 1",
+    )
+    await fails(config, 1, "quiet-hours", "show", "nobody", needle=f"No such user nobody@{DOMAIN}")
+    assert harness.ctx.quiet_hours.schedule("alice") == [OFF_WORK_SLOT]
+    run = await ok(config, "quiet-hours", "clear", "alice", "--json")
+    assert run.json()["slots"] == []
+    await bob_in.expect(with_state("available"), "cleared inside the slot")
