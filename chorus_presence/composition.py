@@ -40,6 +40,7 @@ from chorus_presence.server.components import Components
 from chorus_presence.server.session_nonzas import ClientStateService, StreamManagementService
 from chorus_presence.services import (
     adhoc_call_routing,
+    adhoc_last_seen,
     adhoc_priority,
     adhoc_quiet_hours,
     adhoc_state,
@@ -56,6 +57,7 @@ from chorus_presence.services.call_routing import CallRoutingService
 from chorus_presence.services.disco import DiscoService
 from chorus_presence.services.display_names import DisplayNameService
 from chorus_presence.services.last_activity import LastActivityService
+from chorus_presence.services.last_seen import LastSeenService
 from chorus_presence.services.messages import MessageService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.priority_access import PriorityAccessService
@@ -122,7 +124,11 @@ async def build(
         locks=locks,
     )
     rosters = RosterService(repositories.rosters, sessions, bus, domain=domain, locks=locks)
-    presence = PresenceService(bus, sessions, rosters, metrics, domain=domain)
+    # Who hides their last seen: the presence service strips idle time from what they receive.
+    last_seen_hidden = await repositories.settings.owners_with("hide_last_seen")
+    presence = PresenceService(
+        bus, sessions, rosters, metrics, domain=domain, last_seen_hidden=last_seen_hidden
+    )
     block_list = await BlockListService.load(
         repositories.block_lists, bus, rosters, presence, sessions, domain=domain
     )
@@ -137,8 +143,19 @@ async def build(
         repositories.display_names.get,
         domain=domain,
     )
+    last_seen = await LastSeenService.load(
+        repositories.settings,
+        repositories.last_activity,
+        presence,
+        clock,
+        last_seen_hidden,
+        domain=domain,
+        shown_when_offline=lambda user: presence.offline_presence(user) is not None,
+    )
+    # Every logout is recorded through it, so that "Not logged in" says since when.
+    logouts = last_seen.recorder(repositories.last_activity)
     appear_offline = await AppearOfflineService.load(
-        repositories.settings, presence, repositories.last_activity, domain=domain
+        repositories.settings, presence, logouts, domain=domain, clock=clock.now
     )
     visibility = await VisibilityService.load(
         repositories.settings,
@@ -173,7 +190,13 @@ async def build(
     adhoc_call_routing.register(adhoc, call_routing)
     adhoc_priority.register(adhoc, priority_access)
     quiet_hours = await QuietHoursService.load(
-        repositories.quiet_hours, repositories.settings, presence, background, clock, domain=domain
+        repositories.quiet_hours,
+        repositories.settings,
+        presence,
+        sessions,
+        background,
+        clock,
+        domain=domain,
     )
     expiry = await StateExpiryService.load(
         repositories.state_expiries,
@@ -197,7 +220,8 @@ async def build(
         config.messages,
         domain=domain,
     )
-    last_activity = LastActivityService(repositories.last_activity, presence, rosters, background)
+    last_activity = LastActivityService(logouts, presence, rosters, background, clock=clock.now)
+    adhoc_last_seen.register(adhoc, last_seen)
     stream_management = StreamManagementService(config.liveness)
     sign_ins = SignInService(
         repositories.sign_ins, bus, domain=domain, lifetime=config.auth.sign_in_lifetime
@@ -223,6 +247,7 @@ async def build(
         messages,
         call_routing,
         last_activity,
+        last_seen,
         sign_ins,
         DisplayNameService(repositories.display_names, accounts, block_list.blocked_either),
     )
@@ -269,6 +294,7 @@ async def build(
         call_routing=call_routing,
         priority_access=priority_access,
         quiet_hours=quiet_hours,
+        last_seen=last_seen,
         adhoc=adhoc,
         stream_management=stream_management,
         sign_ins=sign_ins,

@@ -19,6 +19,7 @@ async def show(ctx: Components, user: str) -> dict[str, object]:
         "policy": overview.policy,
         "away_when_offline": overview.away_when_offline,
         "appear_offline": overview.appear_offline,
+        "last_seen_shown": ctx.last_seen.shows(owner),
         "pending": _requests(overview),
         "allowed": overview.allowed,
         "blocked": overview.blocked,
@@ -65,6 +66,13 @@ async def appear_offline(ctx: Components, user: str, enabled: bool) -> dict[str,
     return await show(ctx, user)
 
 
+async def last_seen(ctx: Components, user: str, shown: bool) -> dict[str, object]:
+    """Show or hide since when the user has been away or offline; hidden, the user sees
+    nobody's either."""
+    await ctx.last_seen.set_shown(await existing_username(ctx, user), shown)
+    return await show(ctx, user)
+
+
 def _contact(ctx: Components, text: str) -> str:
     """The contact as the service reads it: a localpart alone names a user of this server, as
     everywhere on the command line."""
@@ -87,4 +95,5 @@ COMMANDS = {
     "visibility.accept": Command(accept),
     "visibility.automation": Command(automation),
     "visibility.appear-offline": Command(appear_offline),
+    "visibility.last-seen": Command(last_seen),
 }

@@ -103,6 +103,18 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     json_option(appear_offline)
     appear_offline.set_defaults(handler=_appear_offline)
 
+    last_seen = actions.add_parser(
+        "last-seen",
+        help="show or hide when the user was last seen",
+        description="off: nobody learns since when the user has been away or offline (no"
+        " XEP-0319 idle time on the user's presence, XEP-0012 last activity refused as to a"
+        " stranger), and the user learns nobody's.",
+    )
+    user_argument(last_seen)
+    last_seen.add_argument("state", choices=("on", "off"))
+    json_option(last_seen)
+    last_seen.set_defaults(handler=_last_seen)
+
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     arguments = {"user": args.user}
@@ -125,6 +137,12 @@ def _appear_offline(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _last_seen(args: argparse.Namespace, config: Config) -> int:
+    overview = call(config, "visibility.last-seen", user=args.user, shown=args.state == "on")
+    _print(args, overview)
+    return 0
+
+
 def _pending(args: argparse.Namespace, config: Config) -> int:
     requests = call(config, "visibility.pending", user=args.user)
     if args.json:
@@ -142,7 +160,8 @@ def _print(args: argparse.Namespace, overview: dict) -> None:
     console.print(
         f"{escape(overview['user'])}: policy {overview['policy']}, 'Away' while not logged in:"
         f" {yes_no(overview['away_when_offline'])}, appears offline:"
-        f" {yes_no(overview['appear_offline'])}",
+        f" {yes_no(overview['appear_offline'])}, last seen shown:"
+        f" {yes_no(overview['last_seen_shown'])}",
         soft_wrap=True,
     )
     console.print(f"Pending ({len(overview['pending'])})", soft_wrap=True)

@@ -34,6 +34,7 @@ DND = "urn:chorus:dnd:0"
 VCARD4 = "urn:ietf:params:xml:ns:vcard-4.0"
 NICK = "http://jabber.org/protocol/nick"
 DELAY = "urn:xmpp:delay"
+IDLE = "urn:xmpp:idle:1"
 TIMEOUT = 30
 PENDING_HANDLER = "chorus pending count"
 
@@ -184,6 +185,26 @@ class Chorus(BasePlugin):
             attributes["state"] = slot.state
             ET.SubElement(node, f"{{{PRESENCE}}}slot", attributes).text = slot.text
         return _quiet_hours(await self._query("set", node))
+
+    # Last seen
+
+    @staticmethod
+    def idle_since(presence) -> datetime | None:
+        """Since when a received presence says its user has been idle or away (XEP-0319,
+        UTC), if it does."""
+        node = presence.xml.find(f"{{{IDLE}}}idle")
+        since = node.get("since") if node is not None else None
+        return datetime.fromisoformat(since) if since else None
+
+    async def last_seen_shown(self) -> bool:
+        """Whether others may learn since when the user has been away or offline."""
+        node = await self._query("get", ET.Element(f"{{{PRESENCE}}}last-seen"))
+        return node.get("show") == "true"
+
+    async def show_last_seen(self, shown: bool) -> bool:
+        """Show or hide the user's last seen; hidden, the user sees nobody's either."""
+        node = ET.Element(f"{{{PRESENCE}}}last-seen", {"show": "true" if shown else "false"})
+        return (await self._query("set", node)).get("show") == "true"
 
     # Who may see my presence
 

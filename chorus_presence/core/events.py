@@ -93,6 +93,14 @@ class OfflineView:
 
 
 @dataclass(frozen=True, slots=True)
+class GeneratedPresence:
+    """A presence the server made for `user`, before anyone receives it."""
+
+    user: JID
+    presence: Element
+
+
+@dataclass(frozen=True, slots=True)
 class AppearsOffline:
     """Whether `user`, whatever resources they have available, is to be shown to everyone
     else as logged out."""

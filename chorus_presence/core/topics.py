@@ -33,6 +33,9 @@ PRESENCE_VIEW = "presence/view"
 # What contacts see of a user with no available resource (event: OfflineView; the answer is
 # the presence element, or None for plain unavailable).
 PRESENCE_OFFLINE = "presence/offline"
+# A presence the server made for a user (event: GeneratedPresence, whose element subscribers may
+# add to, e.g. XEP-0319 idle time); before it goes to anyone.
+PRESENCE_GENERATED = "presence/generated"
 # Whether a user is shown to everyone else as logged out while resources are available (event:
 # AppearsOffline; the answer is True, or None for a user shown as they are).
 PRESENCE_HIDDEN = "presence/hidden"

@@ -23,6 +23,7 @@ from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.adhoc import AdhocService
 from chorus_presence.services.block_list import BlockListService
 from chorus_presence.services.call_routing import CallRoutingService
+from chorus_presence.services.last_seen import LastSeenService
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.priority_access import PriorityAccessService
 from chorus_presence.services.quiet_hours import QuietHoursService
@@ -56,6 +57,7 @@ class Components:
     call_routing: CallRoutingService
     priority_access: PriorityAccessService
     quiet_hours: QuietHoursService
+    last_seen: LastSeenService
     adhoc: AdhocService
     stream_management: StreamManagementService
     sign_ins: SignInService

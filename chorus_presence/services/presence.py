@@ -11,6 +11,9 @@ in") is asked on `presence/offline`. A user who appears offline (asked on `prese
 is shown to everyone else exactly so, whatever resources they have: their broadcasts reach only
 their own resources, probes and every other query for others answer from `shown`, and only the
 directed presence they send themselves reaches anyone.
+A presence the server makes for a user is announced on `presence/generated` before it goes
+out (the last seen service adds idle time to it), and a recipient who hides their own last
+seen receives every presence without XEP-0319 idle time.
 
 In a cluster, the resources other nodes hold are mirrored here (`mirror`), as their node
 announced them, so that probes, effective state and last activity answer for them too; their
@@ -21,9 +24,11 @@ local resource's presence is announced on `resource/presence`.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import time
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from chorus_presence.core import topics
@@ -32,6 +37,7 @@ from chorus_presence.core.events import (
     AccountRemoved,
     AppearsOffline,
     Audience,
+    GeneratedPresence,
     OfflineView,
     PresenceChanged,
     ResourceUnavailable,
@@ -53,6 +59,7 @@ from chorus_presence.xmpp.stanza import Element, child, element, serialize
 log = logging.getLogger(__name__)
 
 PRIORITY = ns.qname(ns.CLIENT, "priority")
+IDLE = ns.qname(ns.IDLE, "idle")
 STATUS = ns.qname(ns.CLIENT, "status")
 SUBSCRIPTION_TYPES = frozenset({"subscribe", "subscribed", "unsubscribe", "unsubscribed"})
 # A session's end: presence lets go first, while the roster cache still holds the roster.
@@ -80,6 +87,7 @@ class PresenceService:
         metrics: Metrics,
         *,
         domain: str,
+        last_seen_hidden: AbstractSet[str] = frozenset(),
     ) -> None:
         self._bus = bus
         self._sessions = sessions
@@ -92,6 +100,9 @@ class PresenceService:
         # Resources other nodes of the cluster hold, whose presence `_available` mirrors.
         self._mirrored: set[Session] = set()
         self._sequence = itertools.count(1)
+        # Users who hide their last seen, and so see nobody's: the last seen service's set.
+        self._last_seen_hidden = last_seen_hidden
+        self._stripped: tuple[Element, Element] | None = None
 
     def subscribe(self, bus: Bus) -> None:
         bus.on(topics.PRESENCE_OUT, self.on_outbound)
@@ -145,6 +156,8 @@ class PresenceService:
     def offline_presence(self, user: JID) -> Element | None:
         """What contacts see of `user` with no resource online; None for plain unavailable."""
         presence: Element | None = self._bus.fire_sync(topics.PRESENCE_OFFLINE, OfflineView(user))
+        if presence is not None:
+            self._bus.notify_sync(topics.PRESENCE_GENERATED, GeneratedPresence(user, presence))
         return presence
 
     def sent_directed(self, sender: JID, recipient: JID) -> bool:
@@ -230,7 +243,7 @@ class PresenceService:
             offline = self.offline_presence(contact)
             if offline is None:
                 offline = element("presence", {"from": str(contact), "type": "unavailable"})
-            session.send_bytes(_addressed(offline, str(session.jid)))
+            session.send_bytes(self._addressed(offline, str(session.jid)))
 
     # Lifecycle handlers
 
@@ -317,7 +330,7 @@ class PresenceService:
             sender = presence.get("from", "")
             for watcher_session in watchers:
                 watcher_session.send_presence(
-                    _addressed(presence, str(watcher_session.jid)), sender
+                    self._addressed(presence, str(watcher_session.jid)), sender
                 )
 
     async def rebroadcast_offline(self, user: JID) -> None:
@@ -478,10 +491,25 @@ class PresenceService:
             self._deliver_to_available(bare, stanza)
         return others
 
+    def _addressed(self, stanza: Element, to: str) -> bytes:
+        """The stanza serialised for `to`: without XEP-0319 idle time when the recipient hides
+        their own last seen."""
+        if self._last_seen_hidden and to.partition("@")[0] in self._last_seen_hidden:
+            stanza = self._without_idle(stanza)
+        return _addressed(stanza, to)
+
+    def _without_idle(self, stanza: Element) -> Element:
+        if stanza.find(IDLE) is None:
+            return stanza
+        # A broadcast strips the same stanza for each such recipient: one copy serves them all.
+        if self._stripped is None or self._stripped[0] is not stanza:
+            self._stripped = (stanza, without_idle(stanza))
+        return self._stripped[1]
+
     def _deliver_to_available(self, bare: JID, stanza: Element) -> int:
         recipients = self.available(bare)
         if recipients:
-            data = _addressed(stanza, str(bare))
+            data = self._addressed(stanza, str(bare))
             sender = stanza.get("from", "")
             for recipient, _ in recipients:
                 recipient.send_presence(data, sender)
@@ -493,7 +521,7 @@ class PresenceService:
         resources = self.shown(contact, session.jid)
         for other, state in resources:
             if other is not session:
-                session.send_presence(_addressed(state.stanza, to), str(other.jid))
+                session.send_presence(self._addressed(state.stanza, to), str(other.jid))
         return len(resources)
 
     def _answer_probes(self, session: Session, roster: Roster) -> None:
@@ -506,7 +534,7 @@ class PresenceService:
             if not self._send_presence_of(bare, session):
                 offline = self.offline_presence(bare)
                 if offline is not None:
-                    session.send_presence(_addressed(offline, to), str(bare))
+                    session.send_presence(self._addressed(offline, to), str(bare))
         self._send_presence_of(user, session)
 
     def _go_unavailable(self, session: Session, stanza: Element, *, quietly: bool = False) -> None:
@@ -562,7 +590,7 @@ class PresenceService:
         recipient = self._sessions.get(target)
         # Presence for a full JID that is not online is silently ignored (RFC 6121 8.5.3.2.1).
         if recipient is not None:
-            recipient.send_presence(_addressed(stanza, str(target)), stanza.get("from", ""))
+            recipient.send_presence(self._addressed(stanza, str(target)), stanza.get("from", ""))
 
     def _deliver_error(self, target: JID, stanza: Element) -> None:
         """A presence error, delivered as presence of no type is: to every available resource
@@ -578,6 +606,14 @@ class PresenceService:
             data = serialize(stanza)
             for recipient in recipients:
                 recipient.send_bytes(data)
+
+
+def without_idle(presence: Element) -> Element:
+    """A copy of the presence with no XEP-0319 idle time; the original is left as it is."""
+    stripped = copy.deepcopy(presence)
+    for node in stripped.findall(IDLE):
+        stripped.remove(node)
+    return stripped
 
 
 def _contacts(roster: Roster, subscriptions: frozenset[str]) -> set[JID]:

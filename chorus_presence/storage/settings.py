@@ -20,11 +20,19 @@ class UserSettings:
     time_zone: str = "UTC"
     # Contacts see the user as logged out while the user goes on using the service.
     appear_offline: bool = False
+    # Nobody learns when the user was last seen, and the user learns nobody's.
+    hide_last_seen: bool = False
 
 
 COLUMNS = tuple(f.name for f in fields(UserSettings))
 BOOLEAN_COLUMNS = frozenset(
-    {"away_when_offline", "routing_enabled", "routing_permission", "appear_offline"}
+    {
+        "away_when_offline",
+        "routing_enabled",
+        "routing_permission",
+        "appear_offline",
+        "hide_last_seen",
+    }
 )
 
 

@@ -74,6 +74,7 @@ async def test_commands_are_listed_and_described(users: Harness) -> None:
         "urn:chorus:cmd:priority": "People who reach me in Do Not Disturb (0)",
         "urn:chorus:cmd:state": "Set my status",
         "urn:chorus:cmd:quiet-hours": "Quiet hours",
+        "urn:chorus:cmd:last-seen": "Last seen",
         BLOCKED: "Users blocked from seeing your presence status (0)",
     }
     # The counts are each user's own.

@@ -169,6 +169,7 @@ async def test_visibility_changes_are_live(harness: Harness) -> None:
         "policy": "nobody",
         "away_when_offline": True,
         "appear_offline": False,
+        "last_seen_shown": True,
         "pending": [],
         "allowed": [BOB, CAROL],
         "blocked": [],

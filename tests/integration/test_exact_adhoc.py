@@ -351,6 +351,8 @@ async def test_command_names_carry_the_counts(users: Harness) -> None:
         DEVICES: "Devices and call routing",
         "urn:chorus:cmd:priority": "People who reach me in Do Not Disturb (0)",
         STATE: "Set my status",
+        "urn:chorus:cmd:quiet-hours": "Quiet hours",
+        "urn:chorus:cmd:last-seen": "Last seen",
     }
 
     for requester in (bob, carol, dave):
