@@ -21,7 +21,7 @@ every user: no per-user polling. A resource's initial presence that says nothing
 status that clears itself what to revert to.
 
 Schedules are stored (`QuietHoursStore`), so they hold across restarts; the rows go with the
-account.
+account. In a cluster each node applies the schedules it loaded to its own resources.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from chorus_presence.core.background import BackgroundWork
 from chorus_presence.core.bus import Bus
 from chorus_presence.core.clock import Clock, Timer
 from chorus_presence.core.events import AccountRemoved, DiscoFeatures, IqRequest, StanzaEvent
+from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services import rich_states
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.storage.interfaces import QuietHoursStore, SettingsStore
@@ -86,6 +87,7 @@ class QuietHoursService:
         store: QuietHoursStore,
         settings: SettingsStore,
         presence: PresenceService,
+        sessions: SessionRegistry,
         background: BackgroundWork,
         clock: Clock,
         *,
@@ -94,6 +96,7 @@ class QuietHoursService:
         self._store = store
         self._settings = settings
         self._presence = presence
+        self._sessions = sessions
         self._background = background
         self._clock = clock
         self._domain = domain
@@ -112,13 +115,14 @@ class QuietHoursService:
         store: QuietHoursStore,
         settings: SettingsStore,
         presence: PresenceService,
+        sessions: SessionRegistry,
         background: BackgroundWork,
         clock: Clock,
         *,
         domain: str,
     ) -> QuietHoursService:
         """The service with every stored schedule, each user's next boundary in its heap."""
-        service = cls(store, settings, presence, background, clock, domain=domain)
+        service = cls(store, settings, presence, sessions, background, clock, domain=domain)
         for owner, slots in (await store.all()).items():
             service._schedules[owner] = slots
             service._zones[owner] = zoneinfo.ZoneInfo((await settings.get(owner)).time_zone)
@@ -264,9 +268,12 @@ class QuietHoursService:
         self._arm()
 
     async def _apply(self, owner: str) -> None:
-        """Give each of the user's available resources what the schedule says now."""
+        """Give each of the user's available resources on this node what the schedule says now
+        (another node's are its own to change)."""
         state, text = self.state_at(owner, self._clock.now())
         for session, resource in self._presence.available(JID(owner, self._domain)):
+            if self._sessions.is_remote(session):
+                continue
             if resource.state == state and _custom_text(resource.stanza, state) == text:
                 continue
             await self._presence.replace_presence(
