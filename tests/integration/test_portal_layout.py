@@ -36,7 +36,7 @@ from tests.integration.harness.portal import (
 ALICE, BOB = jid("alice"), jid("bob")
 WEB = pytest.mark.server_config(web={"enabled": True, "port": 0})
 SIZES = pytest.mark.parametrize("size", ["desktop", "phone"])
-LAST_SEEN = re.compile(r"^Last seen (at|yesterday at|on) .+")
+LAST_SEEN = re.compile(r"^Last seen (just now|\d+ min ago|\d+ h ago|yesterday at .+|on .+)$")
 
 expect.set_options(timeout=10_000)
 

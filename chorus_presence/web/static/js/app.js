@@ -8,6 +8,7 @@ import { STATES, stateInfo } from "./chorus.js";
 import { Connection } from "./connection.js";
 import { ContactList } from "./contacts.js";
 import { $, announce, h, initials } from "./dom.js";
+import { LastSeenSettings } from "./lastseen.js";
 import { popover } from "./popover.js";
 import { PrioritySettings } from "./priority.js";
 import { QuietHoursSettings } from "./quiethours.js";
@@ -200,6 +201,7 @@ async function startPortal(client, signIn, signInAgain) {
   new AppearOffline(session);
   const quietHours = new QuietHoursSettings(session);
   const priority = new PrioritySettings(session);
+  const lastSeen = new LastSeenSettings(session);
   router.onSettings.browsers = () => browsers.show();
   session.addEventListener("connection", (event) => {
     // Signed out by the server (revoked, or the account disabled): the token is useless now.
@@ -225,6 +227,7 @@ async function startPortal(client, signIn, signInAgain) {
   timeZone.load().catch(() => {});
   quietHours.load().catch(() => {});
   priority.load().catch(() => {});
+  lastSeen.load().catch(() => {});
   $("#login-view").hidden = true;
   $("#app-view").hidden = false;
   router.start();

@@ -1,9 +1,8 @@
 // One chat panel per contact, as tabs. Messages go to the contact's bare JID so the server
 // delivers them to every device the contact is logged in on, or answers that they are not.
 
-import { BLOCKED_NOTE } from "./contacts.js";
+import { BLOCKED_NOTE, lastSeenDetail } from "./contacts.js";
 import { $, announce, h } from "./dom.js";
-import { moment, since } from "./times.js";
 import { NS, child, x } from "./xml.js";
 
 let counter = 0;
@@ -314,7 +313,6 @@ export class Chats {
     if (!chat) return;
     const session = this.session;
     const presence = session.canSee(jid) ? session.presenceOf(jid) : null;
-    const seen = session.lastSeen.get(jid);
     let tone = presence ? presence.tone : "offline";
     let label = presence
       ? `${presence.label}${presence.status ? ` – ${presence.status}` : ""}`
@@ -325,12 +323,10 @@ export class Chats {
     if (session.isBlocked(jid)) {
       tone = "blocked";
       label = BLOCKED_NOTE;
-    } else if (seen && (!presence || presence.state === "offline")) {
-      detail = `Last seen ${moment(seen)}`;
-    } else if (presence && presence.state !== "available" && presence.since) {
-      detail = `${presence.label} ${since(presence.since)}`;
     } else if (!presence && !session.canSee(jid)) {
       tone = "unknown";
+    } else {
+      detail = lastSeenDetail(session, jid, presence);
     }
     for (const dot of [chat.tab.querySelector(".dot"), chat.panel.querySelector(".dot")]) {
       dot.className = `dot tone-${tone}`;

@@ -5,7 +5,7 @@
 
 import { addContact, removeContact } from "./chorus.js";
 import { $, announce, flash, h, initials } from "./dom.js";
-import { moment, since, until } from "./times.js";
+import { ago, since, until } from "./times.js";
 import { bareJid } from "./xmpp.js";
 
 // Available first, then those logged in but busy, then away, then those not logged in.
@@ -38,15 +38,27 @@ function describe(session, item) {
   // Sharing theirs does not mean seeing mine: the presence blocked list says they do not.
   const note = session.visibility.blocked.includes(item.jid) ? HIDDEN_NOTE : "";
   const presence = session.presenceOf(item.jid);
-  const seen = session.lastSeen.get(item.jid);
-  const lastSeen = seen ? `Last seen ${moment(seen)}` : "";
-  if (!presence) return { label: "Offline", tone: "offline", status: "", note, detail: lastSeen };
-  let detail = "";
-  if (presence.state === "offline") detail = lastSeen;
-  else if (presence.state !== "available" && presence.since) {
-    detail = `${presence.label} ${since(presence.since)}`;
-  }
+  const detail = lastSeenDetail(session, item.jid, presence);
+  if (!presence) return { label: "Offline", tone: "offline", status: "", note, detail };
   return { ...presence, note, detail };
+}
+
+/**
+ * "Last seen 2 h ago" for a contact not logged in (XEP-0012, or the idle time of the "Not
+ * logged in" presence: the same instant), "Away since 14:05" for one logged in whose state is
+ * not Available (XEP-0319 idle time, else when this page saw it begin); nothing at all while
+ * the user hides their own last seen.
+ */
+export function lastSeenDetail(session, jid, presence) {
+  if (!session.showsLastSeen) return "";
+  if (!presence || presence.state === "offline") {
+    const seen = session.lastSeen.get(jid) || presence?.since;
+    return seen ? `Last seen ${ago(seen)}` : "";
+  }
+  if (presence.state !== "available" && presence.since) {
+    return `${presence.label} ${since(presence.since)}`;
+  }
+  return "";
 }
 
 function rank(session, item) {

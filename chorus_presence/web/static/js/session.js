@@ -29,8 +29,9 @@ const SEES = new Set(["to", "both"]);
  * "pending-count" (the server said how many requests wait; `pendingCount` has it),
  * "subscribe" (detail: {jid, nick}), "message" (detail: {jid, id, body}),
  * "message-error" (detail: {jid, id, error stanza}), "own-presence", "blocked" (the XEP-0191
- * list changed), "last-seen" (detail: {jid}), "names" (display names arrived or changed),
- * "connection" (`connected` changed; detail: {reason} when it dropped).
+ * list changed), "last-seen" (detail: {jid}, or {} when the user's own setting changed),
+ * "names" (display names arrived or changed), "connection" (`connected` changed; detail:
+ * {reason} when it dropped).
  */
 export class Session extends EventTarget {
   constructor(client) {
@@ -44,6 +45,8 @@ export class Session extends EventTarget {
     this.presences = new Map();
     // bare JID -> when they were last logged in, as far as anyone told this page.
     this.lastSeen = new Map();
+    // "Show when I was last seen": off, the user sees nobody's either, so none is shown.
+    this.showsLastSeen = true;
     // bare JID -> the display name the account chose (vCard4), or null for none; asked once
     // per connection, the user's own included, many in one query. XEP-0292 has no pushes,
     // so a name changed meanwhile shows after the next reconnection or reload.
@@ -260,13 +263,23 @@ export class Session extends EventTarget {
     this.#askLastSeen([...this.roster.keys()]);
   }
 
+  /** The user's "Show when I was last seen" as the server holds it. */
+  setShowsLastSeen(shown) {
+    if (shown === this.showsLastSeen) return;
+    this.showsLastSeen = shown;
+    this.lastSeen.clear();
+    this.emit("last-seen", {});
+    if (shown && this.settled) this.#askLastSeen([...this.roster.keys()]);
+  }
+
   /** Asks the server when the contacts who are not logged in last were (XEP-0012). */
   #askLastSeen(jids) {
     const client = this.client;
+    if (!this.showsLastSeen) return;
     for (const jid of jids) {
       if (!this.canSee(jid) || this.isOnline(jid) || this.lastSeen.has(jid)) continue;
       lastLoggedIn(client, jid).then((when) => {
-        if (!when || this.lastSeen.has(jid) || this.isOnline(jid)) return;
+        if (!when || !this.showsLastSeen || this.lastSeen.has(jid) || this.isOnline(jid)) return;
         this.lastSeen.set(jid, when);
         this.emit("last-seen", { jid });
       });
@@ -300,7 +313,7 @@ export class Session extends EventTarget {
     if (type === "unavailable") {
       if (resource) this.presences.get(jid)?.delete(resource);
       else this.presences.delete(jid);
-      if (previous?.state !== "offline" && !this.isOnline(jid) && this.settled) {
+      if (previous?.state !== "offline" && !this.isOnline(jid) && this.settled && this.showsLastSeen) {
         this.lastSeen.set(jid, new Date());
       }
     } else {

@@ -38,3 +38,15 @@ export function until(date, now = new Date()) {
   }
   return `until ${date.toLocaleDateString([], { day: "numeric", month: "short" })}`;
 }
+
+/**
+ * How long ago, as people say it: "just now", "5 min ago", "2 h ago" within a day, then
+ * "yesterday at 09:12" or "on 3 Dec".
+ */
+export function ago(date, now = new Date()) {
+  const minutes = Math.floor((now - date) / 60_000);
+  if (minutes < 1) return "just now";
+  if (minutes < 60) return `${minutes} min ago`;
+  if (minutes < 24 * 60) return `${Math.floor(minutes / 60)} h ago`;
+  return moment(date, now);
+}
