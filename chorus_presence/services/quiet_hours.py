@@ -30,7 +30,7 @@ import datetime as dt
 import heapq
 import re
 import zoneinfo
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from chorus_presence.core import topics
@@ -40,7 +40,7 @@ from chorus_presence.core.clock import Clock, Timer
 from chorus_presence.core.events import AccountRemoved, DiscoFeatures, IqRequest, StanzaEvent
 from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services import rich_states
-from chorus_presence.services.presence import PresenceService
+from chorus_presence.services.presence import PresenceService, without_idle
 from chorus_presence.storage.interfaces import QuietHoursStore, SettingsStore
 from chorus_presence.storage.quiet_hours import QuietSlot
 from chorus_presence.xmpp import namespaces as ns
@@ -92,6 +92,7 @@ class QuietHoursService:
         clock: Clock,
         *,
         domain: str,
+        stamp: Callable[[JID, Element, float], Element] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -100,6 +101,8 @@ class QuietHoursService:
         self._background = background
         self._clock = clock
         self._domain = domain
+        # Adds XEP-0319 idle time to a presence the server makes (the last seen service's).
+        self._stamp = stamp
         self._schedules: dict[str, list[QuietSlot]] = {}
         # The time zone of each user with a schedule, as the settings hold it.
         self._zones: dict[str, zoneinfo.ZoneInfo] = {}
@@ -120,9 +123,12 @@ class QuietHoursService:
         clock: Clock,
         *,
         domain: str,
+        stamp: Callable[[JID, Element, float], Element] | None = None,
     ) -> QuietHoursService:
         """The service with every stored schedule, each user's next boundary in its heap."""
-        service = cls(store, settings, presence, sessions, background, clock, domain=domain)
+        service = cls(
+            store, settings, presence, sessions, background, clock, domain=domain, stamp=stamp
+        )
         for owner, slots in (await store.all()).items():
             service._schedules[owner] = slots
             service._zones[owner] = zoneinfo.ZoneInfo((await settings.get(owner)).time_zone)
@@ -168,10 +174,16 @@ class QuietHoursService:
         return self.schedule(owner)
 
     def time_zone_changed(self, owner: str, name: str) -> None:
-        """The user's time zone is now `name`: the boundaries move with it."""
-        if owner in self._schedules:
-            self._zones[owner] = zoneinfo.ZoneInfo(name)
-            self._plan(owner, self._clock.now())
+        """The user's time zone is now `name`: the boundaries move with it, and what is in force
+        in the new zone applies at once if it differs."""
+        if owner not in self._schedules:
+            return
+        now = self._clock.now()
+        before = self._scheduled(owner, now)
+        self._zones[owner] = zoneinfo.ZoneInfo(name)
+        self._plan(owner, now)
+        if self._scheduled(owner, now) != before:
+            self._background.run(self._apply(owner))
 
     # What a client sends
 
@@ -270,15 +282,21 @@ class QuietHoursService:
     async def _apply(self, owner: str) -> None:
         """Give each of the user's available resources on this node what the schedule says now
         (another node's are its own to change)."""
-        state, text = self.state_at(owner, self._clock.now())
-        for session, resource in self._presence.available(JID(owner, self._domain)):
+        now = self._clock.now()
+        state, text = self.state_at(owner, now)
+        user = JID(owner, self._domain)
+        for session, resource in self._presence.available(user):
             if self._sessions.is_remote(session):
                 continue
             if resource.state == state and _custom_text(resource.stanza, state) == text:
                 continue
-            await self._presence.replace_presence(
-                session, rich_states.with_state(resource.stanza, state, text)
-            )
+            presence = rich_states.with_state(resource.stanza, state, text)
+            if self._stamp is not None:
+                # Contacts see since when the slot's state holds; Available says no idle time.
+                presence = without_idle(presence)
+                if state != "available":
+                    self._stamp(user, presence, now)
+            await self._presence.replace_presence(session, presence)
 
     # The IQ extension
 

@@ -464,3 +464,20 @@ async def test_the_admin_command_line_keeps_the_schedule(
     run = await ok(config, "quiet-hours", "clear", "alice", "--json")
     assert run.json()["slots"] == []
     await bob_in.expect(with_state("available"), "cleared inside the slot")
+
+
+async def test_a_new_time_zone_moves_the_boundaries(clocked: tuple[Harness, ManualClock]) -> None:
+    harness, clock = clocked
+    alice, _alice_in, bob, bob_in = await friends(harness)
+    await quietly(alice, [QuietSlot("mon", "14:00", "15:00", "away", "Walk")])
+    await sync(alice, bob)
+    assert not heard(bob_in)
+    # 12:00 UTC is 14:00 in Berlin: inside the slot there, so it applies at once.
+    assert await alice.plugin["chorus"].set_time_zone("Europe/Berlin") == "Europe/Berlin"
+    await bob_in.expect(with_state("away", "Walk"), "the slot in the new zone")
+    # The end moves too: 15:00 in Berlin, 13:00 UTC.
+    until(clock, utc(2026, 5, 4, 12, 59, 59))
+    await sync(alice, bob)
+    assert not heard(bob_in)
+    clock.advance(1)
+    await bob_in.expect(with_state("available"), "the slot's end in Berlin")
