@@ -197,6 +197,7 @@ async def build(
         background,
         clock,
         domain=domain,
+        stamp=last_seen.stamp,
     )
     expiry = await StateExpiryService.load(
         repositories.state_expiries,

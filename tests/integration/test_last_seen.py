@@ -384,3 +384,29 @@ async def test_appearing_offline_is_shown_since_going(clocked: tuple[Harness, Ma
     _third, third_in = await online(harness, "bob", "third")
     probed = await third_in.expect(not_logged_in(), "the probe's answer, alice back")
     assert since_of(probed) == "2026-05-04T12:10:00Z"
+
+
+async def test_quiet_hours_say_since_when_their_state_holds(
+    clocked: tuple[Harness, ManualClock],
+) -> None:
+    harness, clock = clocked
+    users = await friends(harness, "alice", "bob")
+    alice, _ = users["alice"]
+    _bob, bob_in = users["bob"]
+    iq = alice.make_iq_set()
+    schedule = ET.SubElement(iq.xml, "{urn:chorus:presence:0}quiet-hours")
+    ET.SubElement(
+        schedule,
+        "{urn:chorus:presence:0}slot",
+        days="daily",
+        start="12:30",
+        end="13:00",
+        state="dnd",
+    )
+    await iq.send(timeout=TIMEOUT)
+    clock.advance(1800)
+    quiet = await bob_in.expect(lambda p: p.xml.findtext(STATE) == "dnd", "alice in quiet hours")
+    assert since_of(quiet) == "2026-05-04T12:30:00Z"
+    clock.advance(1800)
+    back = await bob_in.expect(lambda p: p.xml.findtext(STATE) == "available", "quiet hours end")
+    assert since_of(back) is None
