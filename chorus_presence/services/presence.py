@@ -499,11 +499,11 @@ class PresenceService:
         return _addressed(stanza, to)
 
     def _without_idle(self, stanza: Element) -> Element:
-        if stanza.find(IDLE) is None:
-            return stanza
-        # A broadcast strips the same stanza for each such recipient: one copy serves them all.
+        # A broadcast sends the same stanza to each such recipient: it is looked at, and
+        # stripped if need be, once for them all.
         if self._stripped is None or self._stripped[0] is not stanza:
-            self._stripped = (stanza, without_idle(stanza))
+            has_idle = stanza.find(IDLE) is not None
+            self._stripped = (stanza, without_idle(stanza) if has_idle else stanza)
         return self._stripped[1]
 
     def _deliver_to_available(self, bare: JID, stanza: Element) -> int:
