@@ -135,18 +135,26 @@ class LastSeenService:
         """A client's own idle time: checked and put in UTC, dropped when in the future or
         when the user hides their last seen."""
         stanza = event.stanza
-        if stanza.get("type") not in _TYPES:
+        presence_type = stanza.get("type")
+        # On every presence a client sends: the cheapest look lxml offers comes first.
+        if presence_type not in _TYPES or next(stanza.iterchildren(IDLE), None) is None:
             return
-        nodes = stanza.findall(IDLE)
-        if not nodes:
-            return
+        nodes = list(stanza.iterchildren(IDLE))
         if event.session.jid.local in self.hidden:
             for node in nodes:
                 stanza.remove(node)
             return
-        if len(nodes) > 1:
-            raise StanzaError("bad-request", "A presence carries at most one <idle/>")
-        since = parse_since(nodes[0].get("since"))
+        try:
+            if len(nodes) > 1:
+                raise StanzaError("bad-request", "A presence carries at most one <idle/>")
+            since = parse_since(nodes[0].get("since"))
+        except StanzaError:
+            if presence_type is None:
+                raise
+            # Going offline is never refused: what it said of idleness is dropped instead.
+            for node in nodes:
+                stanza.remove(node)
+            return
         if since > self._clock.now():
             stanza.remove(nodes[0])
             return

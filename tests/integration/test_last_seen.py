@@ -176,6 +176,21 @@ async def test_an_idle_time_that_is_no_datetime_is_refused(
     assert not [p for p in bob_in.drain() if p["from"].bare == ALICE]
 
 
+async def test_going_offline_with_a_bad_idle_time_is_not_refused(
+    clocked: tuple[Harness, ManualClock],
+) -> None:
+    harness, _clock = clocked
+    users = await friends(harness, "alice", "bob")
+    alice, _ = users["alice"]
+    _bob, bob_in = users["bob"]
+    presence = alice.make_presence(ptype="unavailable")
+    presence.append(ET.Element(IDLE, {"since": "soon"}))
+    presence.send()
+    gone = await bob_in.expect(lambda p: p["type"] == "unavailable", "alice gone")
+    assert str(gone["from"]) == f"{ALICE}/test"
+    assert since_of(gone) is None
+
+
 async def test_an_idle_time_in_the_future_is_dropped(
     clocked: tuple[Harness, ManualClock],
 ) -> None:
