@@ -46,6 +46,7 @@ from chorus_presence.core.events import (
     AccountRemoved,
     BlockListCommitted,
     PresenceChanged,
+    QuietHoursChanged,
     RosterCommitted,
     SessionEvent,
     SignInsRevoked,
@@ -157,6 +158,7 @@ class ClusterNode:
         bus.on(topics.BLOCK_LIST_COMMITTED, self._block_list_committed)
         bus.on(topics.ACCOUNT_REMOVED, self._account_removed, priority=REMOVED_PRIORITY)
         bus.on(topics.SIGN_INS_REVOKED, self._sign_ins_revoked)
+        bus.on(topics.QUIET_HOURS_CHANGED, self._quiet_hours_changed)
         for topic in (topics.MESSAGE_IN_BARE, topics.MESSAGE_IN_FULL, topics.IQ_IN_FULL):
             bus.on(topic, self._refuse_unreachable, priority=REFUSE_PRIORITY)
 
@@ -497,6 +499,11 @@ class ClusterNode:
         if not event.elsewhere:
             self._announce([wire.REVOKED, event.username, [list(pair) for pair in event.labels]])
 
+    def _quiet_hours_changed(self, event: QuietHoursChanged) -> None:
+        """Every node plans the user's boundaries again, for its own resources."""
+        if not event.elsewhere:
+            self._announce([wire.CHANGED, {"quiet-hours": [event.owner]}])
+
     def _refuse_unreachable(self, event: StanzaEvent) -> object:
         """Without Redis, what would go to another node would be lost: refused instead."""
         if self.link.up or event.target is None or event.target.local is None:
@@ -691,6 +698,10 @@ class ClusterNode:
             await self._block_list.refresh(JID(str(owner), self._domain))
         for owner in changed.get("settings", []):
             await self._visibility.refresh(str(owner))
+        for owner in changed.get("quiet-hours", []):
+            await self._bus.notify(
+                topics.QUIET_HOURS_CHANGED, QuietHoursChanged(str(owner), elsewhere=True)
+            )
 
     def _warn_once(self, key: str, message: str, *args: object) -> None:
         """Logged once per node run: a node of another version repeats it with every message."""

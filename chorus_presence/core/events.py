@@ -165,6 +165,15 @@ class SignInsRevoked:
 
 
 @dataclass(frozen=True, slots=True)
+class QuietHoursChanged:
+    """`owner`'s quiet hours or time zone changed durably; `elsewhere` when another node of the
+    cluster changed them and this node reads them again."""
+
+    owner: str
+    elsewhere: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceChanged:
     """A resource's presence as it now stands: its last presence stanza (`from` stamped, no
     `to`), priority and state; `stanza` is None once the resource is unavailable."""

@@ -64,6 +64,9 @@ ROSTER_COMMITTED = "roster/committed"
 BLOCK_LIST_COMMITTED = "block-list/committed"
 # Sign-ins revoked durably (`SignInsRevoked`): the streams logged in under them end.
 SIGN_INS_REVOKED = "sign-ins/revoked"
+# A user's quiet hours or time zone changed durably (`QuietHoursChanged`): each node plans the
+# user's boundaries again.
+QUIET_HOURS_CHANGED = "quiet-hours/changed"
 # The presence of a resource of this node changed: a new available presence, or unavailable
 # (event: PresenceChanged; `notify_sync`, from the presence path).
 RESOURCE_PRESENCE = "resource/presence"

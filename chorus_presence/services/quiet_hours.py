@@ -21,7 +21,9 @@ every user: no per-user polling. A resource's initial presence that says nothing
 status that clears itself what to revert to.
 
 Schedules are stored (`QuietHoursStore`), so they hold across restarts; the rows go with the
-account. In a cluster each node applies the schedules it loaded to its own resources.
+account. In a cluster each node applies the schedules to its own resources; a change on one
+node (`QuietHoursChanged`, announced by the cluster) makes the others read the user's schedule
+and time zone again.
 """
 
 from __future__ import annotations
@@ -37,7 +39,13 @@ from chorus_presence.core import topics
 from chorus_presence.core.background import BackgroundWork
 from chorus_presence.core.bus import Bus
 from chorus_presence.core.clock import Clock, Timer
-from chorus_presence.core.events import AccountRemoved, DiscoFeatures, IqRequest, StanzaEvent
+from chorus_presence.core.events import (
+    AccountRemoved,
+    DiscoFeatures,
+    IqRequest,
+    QuietHoursChanged,
+    StanzaEvent,
+)
 from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services import rich_states
 from chorus_presence.services.presence import PresenceService, without_idle
@@ -111,6 +119,8 @@ class QuietHoursService:
         self._timer: Timer | None = None
         self._timer_at: float | None = None
         self._stopping = False
+        # Where this service tells the other nodes of a cluster of a change.
+        self._bus: Bus | None = None
 
     @classmethod
     async def load(
@@ -136,7 +146,9 @@ class QuietHoursService:
         return service
 
     def subscribe(self, bus: Bus) -> None:
+        self._bus = bus
         bus.on(topics.PRESENCE_OUT, self.prepare, priority=PREPARE_PRIORITY)
+        bus.on(topics.QUIET_HOURS_CHANGED, self.changed_elsewhere)
         bus.on(topics.ACCOUNT_REMOVED, self.account_removed)
         bus.on(topics.SERVER_STOPPING, self.server_stopping)
         bus.on(topics.DISCO_FEATURES, _features)
@@ -171,6 +183,7 @@ class QuietHoursService:
         self._plan(owner, now)
         if self._scheduled(owner, now) != before:
             await self._apply(owner)
+        self._tell(owner)
         return self.schedule(owner)
 
     def time_zone_changed(self, owner: str, name: str) -> None:
@@ -184,6 +197,31 @@ class QuietHoursService:
         self._plan(owner, now)
         if self._scheduled(owner, now) != before:
             self._background.run(self._apply(owner))
+        self._tell(owner)
+
+    async def changed_elsewhere(self, event: QuietHoursChanged) -> None:
+        """Another node changed the user's schedule or time zone: read both again, and apply
+        what is now in force here if it differs, as that node did for its own resources."""
+        if not event.elsewhere:
+            return
+        owner = event.owner
+        now = self._clock.now()
+        before = self._scheduled(owner, now)
+        slots = await self._store.get(owner)
+        if slots:
+            self._schedules[owner] = slots
+            self._zones[owner] = zoneinfo.ZoneInfo((await self._settings.get(owner)).time_zone)
+        else:
+            self._schedules.pop(owner, None)
+            self._zones.pop(owner, None)
+        self._plan(owner, now)
+        if self._scheduled(owner, now) != before:
+            await self._apply(owner)
+
+    def _tell(self, owner: str) -> None:
+        if self._bus is not None:
+            changed = QuietHoursChanged(owner)
+            self._background.run(self._bus.notify(topics.QUIET_HOURS_CHANGED, changed))
 
     # What a client sends
 

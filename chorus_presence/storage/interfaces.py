@@ -237,6 +237,9 @@ class QuietHoursStore(Protocol):
     async def all(self) -> dict[str, list[QuietSlot]]:
         """Every stored schedule, by owner."""
 
+    async def get(self, owner: str) -> list[QuietSlot]:
+        """The owner's slots in order; none without a schedule."""
+
     async def put(self, owner: str, slots: list[QuietSlot]) -> None:
         """Replace the owner's schedule (none when `slots` is empty); nothing for an account
         that is gone."""

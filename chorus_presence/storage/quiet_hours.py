@@ -45,6 +45,19 @@ class QuietHoursRepository:
             )
         return schedules
 
+    async def get(self, owner: str) -> list[QuietSlot]:
+        """The owner's slots in order; none without a schedule."""
+        async with (
+            self._db.read() as conn,
+            conn.execute(
+                "SELECT days, start_minute, end_minute, state, status FROM quiet_hours"
+                " WHERE owner = ? ORDER BY position",
+                (owner,),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [QuietSlot(int(d), int(s), int(e), str(st), t) for d, s, e, st, t in rows]
+
     async def put(self, owner: str, slots: list[QuietSlot]) -> None:
         """Replace the owner's schedule (none when `slots` is empty); nothing for an account
         that is gone."""

@@ -38,9 +38,11 @@ async def test_schedules_round_trip_in_order_and_are_replaced(repos: Repositorie
     await store.put("alice", [WEEKEND, OFF_WORK])
     await store.put("bob", [OFF_WORK])
     assert await store.all() == {"alice": [WEEKEND, OFF_WORK], "bob": [OFF_WORK]}
+    assert await store.get("alice") == [WEEKEND, OFF_WORK]
     await store.put("alice", [OFF_WORK])
     await store.put("bob", [])
     assert await store.all() == {"alice": [OFF_WORK]}
+    assert await store.get("bob") == []
 
 
 async def test_a_schedule_goes_with_its_account(repos: Repositories) -> None:

@@ -26,6 +26,20 @@ class QuietHoursRepository:
             )
         return schedules
 
+    async def get(self, owner: str) -> list[QuietSlot]:
+        """The owner's slots in order; none without a schedule."""
+        rows = await self._pool.fetch(
+            "SELECT days, start_minute, end_minute, state, status FROM quiet_hours"
+            " WHERE owner = $1 ORDER BY position",
+            owner,
+        )
+        return [
+            QuietSlot(
+                row["days"], row["start_minute"], row["end_minute"], row["state"], row["status"]
+            )
+            for row in rows
+        ]
+
     async def put(self, owner: str, slots: list[QuietSlot]) -> None:
         """Replace the owner's schedule (none when `slots` is empty); nothing for an account
         that is gone."""
