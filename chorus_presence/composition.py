@@ -144,9 +144,11 @@ async def build(
         domain=domain,
     )
     last_seen = await LastSeenService.load(
+        bus,
         repositories.settings,
         repositories.last_activity,
         presence,
+        sessions,
         clock,
         last_seen_hidden,
         domain=domain,

@@ -45,6 +45,7 @@ from chorus_presence.core.bus import STOP, Bus
 from chorus_presence.core.events import (
     AccountRemoved,
     BlockListCommitted,
+    LastSeenChanged,
     PresenceChanged,
     QuietHoursChanged,
     RosterCommitted,
@@ -159,6 +160,7 @@ class ClusterNode:
         bus.on(topics.ACCOUNT_REMOVED, self._account_removed, priority=REMOVED_PRIORITY)
         bus.on(topics.SIGN_INS_REVOKED, self._sign_ins_revoked)
         bus.on(topics.QUIET_HOURS_CHANGED, self._quiet_hours_changed)
+        bus.on(topics.LAST_SEEN_CHANGED, self._last_seen_changed)
         for topic in (topics.MESSAGE_IN_BARE, topics.MESSAGE_IN_FULL, topics.IQ_IN_FULL):
             bus.on(topic, self._refuse_unreachable, priority=REFUSE_PRIORITY)
 
@@ -504,6 +506,12 @@ class ClusterNode:
         if not event.elsewhere:
             self._announce([wire.CHANGED, {"quiet-hours": [event.owner]}])
 
+    def _last_seen_changed(self, event: LastSeenChanged) -> None:
+        """Every node hides or shows the user's last seen: each answers last activity, makes
+        "Not logged in" and delivers presence to its own users."""
+        if not event.elsewhere:
+            self._announce([wire.CHANGED, {"last-seen": [event.owner]}])
+
     def _refuse_unreachable(self, event: StanzaEvent) -> object:
         """Without Redis, what would go to another node would be lost: refused instead."""
         if self.link.up or event.target is None or event.target.local is None:
@@ -701,6 +709,10 @@ class ClusterNode:
         for owner in changed.get("quiet-hours", []):
             await self._bus.notify(
                 topics.QUIET_HOURS_CHANGED, QuietHoursChanged(str(owner), elsewhere=True)
+            )
+        for owner in changed.get("last-seen", []):
+            await self._bus.notify(
+                topics.LAST_SEEN_CHANGED, LastSeenChanged(str(owner), elsewhere=True)
             )
 
     def _warn_once(self, key: str, message: str, *args: object) -> None:

@@ -174,6 +174,15 @@ class QuietHoursChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class LastSeenChanged:
+    """`owner` now shows or hides their last seen; `elsewhere` when another node of the cluster
+    changed it and this node reads it again."""
+
+    owner: str
+    elsewhere: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class PresenceChanged:
     """A resource's presence as it now stands: its last presence stanza (`from` stamped, no
     `to`), priority and state; `stanza` is None once the resource is unavailable."""

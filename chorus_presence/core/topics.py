@@ -67,6 +67,9 @@ SIGN_INS_REVOKED = "sign-ins/revoked"
 # A user's quiet hours or time zone changed durably (`QuietHoursChanged`): each node plans the
 # user's boundaries again.
 QUIET_HOURS_CHANGED = "quiet-hours/changed"
+# A user's "Show when I was last seen" changed durably (`LastSeenChanged`): each node reads it
+# again.
+LAST_SEEN_CHANGED = "last-seen/changed"
 # The presence of a resource of this node changed: a new available presence, or unavailable
 # (event: PresenceChanged; `notify_sync`, from the presence path).
 RESOURCE_PRESENCE = "resource/presence"

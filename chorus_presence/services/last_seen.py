@@ -1,5 +1,6 @@
 """Last seen: since when a user has been away or offline (XEP-0319 idle in presence), and the
-user's choice to hide it ("Show when I was last seen").
+user's choice to hide it ("Show when I was last seen"), which each node of a cluster follows
+(`last-seen/changed`).
 
 The server stamps `<idle xmlns='urn:xmpp:idle:1' since='...'/>` on the presence it generates
 for a user: the automation's "Away, Not logged in" carries the moment the user's last resource
@@ -42,9 +43,11 @@ from chorus_presence.core.events import (
     DiscoFeatures,
     GeneratedPresence,
     IqRequest,
+    LastSeenChanged,
     SessionEvent,
     StanzaEvent,
 )
+from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services.presence import IDLE, PresenceService, without_idle
 from chorus_presence.storage.interfaces import LastActivityStore, SettingsStore
 from chorus_presence.storage.last_activity import LastLogout
@@ -68,8 +71,10 @@ _TYPES = (None, "unavailable")
 class LastSeenService:
     def __init__(
         self,
+        bus: Bus,
         settings: SettingsStore,
         presence: PresenceService,
+        sessions: SessionRegistry,
         clock: Clock,
         hidden: set[str],
         logouts: dict[str, float],
@@ -77,8 +82,10 @@ class LastSeenService:
         domain: str,
         shown_when_offline: Callable[[JID], bool],
     ) -> None:
+        self._bus = bus
         self._settings = settings
         self._presence = presence
+        self._sessions = sessions
         self._clock = clock
         self._domain = domain
         self._shown_when_offline = shown_when_offline
@@ -90,9 +97,11 @@ class LastSeenService:
     @classmethod
     async def load(
         cls,
+        bus: Bus,
         settings: SettingsStore,
         last_activity: LastActivityStore,
         presence: PresenceService,
+        sessions: SessionRegistry,
         clock: Clock,
         hidden: set[str],
         *,
@@ -110,8 +119,10 @@ class LastSeenService:
             if last is not None:
                 logouts[owner] = last.at
         return cls(
+            bus,
             settings,
             presence,
+            sessions,
             clock,
             hidden,
             logouts,
@@ -124,6 +135,7 @@ class LastSeenService:
         bus.on(topics.PRESENCE_GENERATED, self.generated)
         bus.on(topics.RESOURCE_AVAILABLE, self.came_back)
         bus.on(topics.ACCOUNT_REMOVED, self.account_removed)
+        bus.on(topics.LAST_SEEN_CHANGED, self.changed)
         bus.on(topics.iq("get", "bare", LAST_QUERY), self.refuse_hidden, priority=QUERY_PRIORITY)
         bus.on(topics.iq("get", "bare", SETTING), self._get)
         bus.on(topics.iq("set", "bare", SETTING), self._set)
@@ -216,16 +228,29 @@ class LastSeenService:
         return owner not in self.hidden
 
     async def set_shown(self, owner: str, shown: bool) -> None:
-        """Show or hide the user's last seen; hiding takes the idle time off the presence
-        each of their resources has out now."""
+        """Show or hide the user's last seen, on every node of a cluster."""
         await self._settings.update(owner, **{HIDE: not shown})
+        # The other nodes hear of it before any presence this change sends them.
+        await self._bus.notify(topics.LAST_SEEN_CHANGED, LastSeenChanged(owner))
+        await self._apply(owner, shown)
+
+    async def changed(self, event: LastSeenChanged) -> None:
+        """Another node changed the setting: this one follows what is stored."""
+        if event.elsewhere:
+            hidden = (await self._settings.get(event.owner)).hide_last_seen
+            await self._apply(event.owner, not hidden)
+
+    async def _apply(self, owner: str, shown: bool) -> None:
+        """Hiding also takes the idle time off the presence each of the user's resources on
+        this node has out now (another node's are its own)."""
         if shown:
             self.hidden.discard(owner)
             return
         self.hidden.add(owner)
         for session, resource in self._presence.available(JID(owner, self._domain)):
-            if resource.stanza.find(IDLE) is not None:
-                await self._presence.replace_presence(session, without_idle(resource.stanza))
+            if self._sessions.is_remote(session) or resource.stanza.find(IDLE) is None:
+                continue
+            await self._presence.replace_presence(session, without_idle(resource.stanza))
 
     async def _get(self, request: IqRequest) -> Element:
         return request.reply(setting_element(self.shows(_own_account(request))))
