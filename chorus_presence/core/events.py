@@ -12,6 +12,7 @@ from typing import cast
 from chorus_presence.core.session import Session, Stream
 from chorus_presence.storage.accounts import RemovedAccount
 from chorus_presence.storage.rosters import RosterChanges
+from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.jid import JID
 from chorus_presence.xmpp.stanza import Element, iq_result
 
@@ -65,6 +66,13 @@ class IqRequest:
         local = self.user.local
         assert local is not None
         return local
+
+    def own_account(self, what: str, done: str = "read or changed") -> str:
+        """The asker's username, for an IQ about their own `what`: one addressed to another
+        account's bare JID is `forbidden`."""
+        if self.target is not None and self.target != self.user:
+            raise StanzaError("forbidden", f"Only your own {what} can be {done}")
+        return self.username
 
 
 @dataclass(slots=True)

@@ -16,18 +16,19 @@ listens to account removal.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from chorus_presence.core import topics
 from chorus_presence.core.bus import Bus
 from chorus_presence.core.events import IqRequest, StanzaEvent
 from chorus_presence.services import rich_states
 from chorus_presence.services.accounts import AccountService
+from chorus_presence.services.contact_lists import jid_action, parse_contact
 from chorus_presence.storage.interfaces import PriorityContactStore
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
-from chorus_presence.xmpp.jid import JID, JIDError
-from chorus_presence.xmpp.stanza import Element, child, element, local_name
+from chorus_presence.xmpp.jid import JID
+from chorus_presence.xmpp.stanza import Element, child, element
 
 PRIORITY_LIST = ns.qname(ns.CHORUS_DND, "priority-list")
 ADD = ns.qname(ns.CHORUS_DND, "add")
@@ -68,8 +69,8 @@ class PriorityAccessService:
         bus.on(topics.MESSAGE_IN_FULL, self.mark, priority=MARK_PRIORITY)
         bus.on(topics.DISCO_FEATURES, lambda event: event.features.add(ns.CHORUS_DND))
         bus.on(topics.iq("get", "bare", PRIORITY_LIST), self._get)
-        bus.on(topics.iq("set", "bare", ADD), _action(self.add))
-        bus.on(topics.iq("set", "bare", REMOVE), _action(self.remove))
+        bus.on(topics.iq("set", "bare", ADD), jid_action("priority list", self.add))
+        bus.on(topics.iq("set", "bare", REMOVE), jid_action("priority list", self.remove))
 
     # The list
 
@@ -98,7 +99,7 @@ class PriorityAccessService:
     async def candidate(self, owner: str, text: str) -> str:
         """The username of a user who may go on the owner's list; else StanzaError, with the
         texts of the visibility lists."""
-        jid = _parse(text)
+        jid = parse_contact(text)
         contact = str(jid)
         if jid == self._jid(owner):
             raise StanzaError("not-allowed", "You always reach yourself")
@@ -114,7 +115,7 @@ class PriorityAccessService:
         return jid.local
 
     async def remove(self, owner: str, text: str) -> None:
-        jid = _parse(text)
+        jid = parse_contact(text)
         removed = (
             jid.domain == self._domain
             and jid.local is not None
@@ -153,7 +154,9 @@ class PriorityAccessService:
     # The IQ extension
 
     async def _get(self, request: IqRequest) -> Element:
-        return request.reply(list_element(await self.contacts(_own_account(request))))
+        return request.reply(
+            list_element(await self.contacts(request.own_account("priority list")))
+        )
 
     def _jid(self, username: str) -> JID:
         return JID(username, self._domain)
@@ -164,33 +167,3 @@ def list_element(contacts: list[str]) -> Element:
     for contact in contacts:
         child(node, "contact", {"jid": contact})
     return node
-
-
-def _own_account(request: IqRequest) -> str:
-    if request.target is not None and request.target != request.user:
-        raise StanzaError("forbidden", "Only your own priority list can be read or changed")
-    return request.username
-
-
-def _action(
-    method: Callable[[str, str], Awaitable[None]],
-) -> Callable[[IqRequest], Awaitable[Element]]:
-    async def handler(request: IqRequest) -> Element:
-        owner = _own_account(request)
-        contact = request.payload.get("jid")
-        if not contact:
-            raise StanzaError(
-                "bad-request", f"<{local_name(request.payload)}/> needs a 'jid' attribute"
-            )
-        await method(owner, contact)
-        return request.reply()
-
-    return handler
-
-
-def _parse(text: str) -> JID:
-    """The bare JID `text` names (a resource is dropped); jid-malformed when there is none."""
-    try:
-        return JID.parse(text).bare
-    except JIDError as exc:
-        raise StanzaError("jid-malformed", f"'{text}' is not a valid JID") from exc

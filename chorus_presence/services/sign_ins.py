@@ -211,7 +211,7 @@ class SignInService:
     # urn:chorus:sign-ins:0
 
     async def _list(self, request: IqRequest) -> Element:
-        username = _own_account(request)
+        username = request.own_account("sign-ins", "listed or revoked")
         current = self.sign_in_of(request.bound_session)
         result = element("sign-ins", namespace=ns.CHORUS_SIGN_INS)
         for sign_in in await self.of_account(username):
@@ -228,7 +228,7 @@ class SignInService:
         return request.reply(result)
 
     async def _revoke(self, request: IqRequest) -> bool:
-        username = _own_account(request)
+        username = request.own_account("sign-ins", "listed or revoked")
         wanted = request.payload.get("id", "")
         if not wanted:
             raise StanzaError("bad-request", "Name the sign-in to revoke in the id attribute")
@@ -238,9 +238,3 @@ class SignInService:
         request.session.send(request.reply())
         await self.revoke(username, [wanted])
         return ANSWERED
-
-
-def _own_account(request: IqRequest) -> str:
-    if request.target is not None and request.target != request.user:
-        raise StanzaError("forbidden", "Only your own sign-ins can be listed or revoked")
-    return request.username

@@ -328,11 +328,11 @@ class StateExpiryService:
     # The time zone setting
 
     async def _get_time_zone(self, request: IqRequest) -> Element:
-        owner = _own_account(request)
+        owner = request.own_account("settings")
         return request.reply(time_zone_element((await self._settings.get(owner)).time_zone))
 
     async def _set_time_zone(self, request: IqRequest) -> Element:
-        owner = _own_account(request)
+        owner = request.own_account("settings")
         name = checked_time_zone(request.payload.get("name") or "")
         await self._settings.update(owner, time_zone=name)
         if self._zone_changed is not None:
@@ -346,12 +346,6 @@ def _available(_owner: str, _at: float) -> tuple[str, str | None]:
 
 def _features(event: DiscoFeatures) -> None:
     event.features.add(FEATURE)
-
-
-def _own_account(request: IqRequest) -> str:
-    if request.target is not None and request.target != request.user:
-        raise StanzaError("forbidden", "Only your own settings can be read or changed")
-    return request.username
 
 
 def time_zone_element(name: str) -> Element:

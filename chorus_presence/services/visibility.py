@@ -15,7 +15,6 @@ already, so that rows older versions let in can still be moved.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from chorus_presence.core import topics
@@ -31,6 +30,7 @@ from chorus_presence.core.sessions import SessionRegistry
 from chorus_presence.services import rich_states
 from chorus_presence.services.accounts import AccountService
 from chorus_presence.services.appear_offline import AppearOfflineService
+from chorus_presence.services.contact_lists import jid_action, parse_contact
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.services.subscription_states import SEES, SENDS_TO
@@ -39,8 +39,8 @@ from chorus_presence.storage.interfaces import PresenceBlockStore, SettingsStore
 from chorus_presence.storage.rosters import PendingRequest, RosterChanges
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
-from chorus_presence.xmpp.jid import JID, JIDError
-from chorus_presence.xmpp.stanza import Element, child, element, local_name
+from chorus_presence.xmpp.jid import JID
+from chorus_presence.xmpp.stanza import Element, child, element
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,10 @@ class VisibilityService:
         bus.on(topics.iq("get", "bare", QUERY), self._get)
         bus.on(topics.iq("set", "bare", QUERY), self._configure)
         for name, method in (("accept", self.accept), ("block", self.block), ("allow", self.allow)):
-            bus.on(topics.iq("set", "bare", ns.qname(ns.CHORUS_VISIBILITY, name)), _action(method))
+            bus.on(
+                topics.iq("set", "bare", ns.qname(ns.CHORUS_VISIBILITY, name)),
+                jid_action("settings", method),
+            )
 
     async def account_removed(self, event: AccountRemoved) -> None:
         assert event.user.local is not None
@@ -264,7 +267,7 @@ class VisibilityService:
 
     async def accept(self, owner: str, contact: str) -> None:
         """Answer a pending request with yes: the requester joins the allowed list."""
-        jid = _parse(contact)
+        jid = parse_contact(contact)
         _refuse_domain(jid)
         contact = str(jid)
         roster = await self._rosters.roster(owner)
@@ -337,7 +340,7 @@ class VisibilityService:
     async def _list_candidate(self, owner: str, text: str, yourself: str) -> str:
         """The bare JID of a contact that may go on the owner's allowed or blocked list: a user
         of this server, or a contact already on one of the owner's lists; else StanzaError."""
-        jid = _parse(text)
+        jid = parse_contact(text)
         contact = str(jid)
         if jid == self._jid(owner):
             raise StanzaError("not-allowed", yourself)
@@ -367,10 +370,10 @@ class VisibilityService:
     # The IQ extension
 
     async def _get(self, request: IqRequest) -> Element:
-        return request.reply(overview_element(await self.overview(_own_account(request))))
+        return request.reply(overview_element(await self.overview(request.own_account("settings"))))
 
     async def _configure(self, request: IqRequest) -> Element:
-        owner = _own_account(request)
+        owner = request.own_account("settings")
         policy = request.payload.get("policy")
         # Everything is checked before anything changes: a refused request changes nothing.
         away = _bool_attribute(request.payload, "away-when-offline")
@@ -380,36 +383,6 @@ class VisibilityService:
 
     def _jid(self, owner: str) -> JID:
         return JID(owner, self._domain)
-
-
-def _own_account(request: IqRequest) -> str:
-    if request.target is not None and request.target != request.user:
-        raise StanzaError("forbidden", "Only your own settings can be read or changed")
-    return request.username
-
-
-def _action(
-    method: Callable[[str, str], Awaitable[None]],
-) -> Callable[[IqRequest], Awaitable[Element]]:
-    async def handler(request: IqRequest) -> Element:
-        owner = _own_account(request)
-        contact = request.payload.get("jid")
-        if not contact:
-            raise StanzaError(
-                "bad-request", f"<{local_name(request.payload)}/> needs a 'jid' attribute"
-            )
-        await method(owner, contact)
-        return request.reply()
-
-    return handler
-
-
-def _parse(text: str) -> JID:
-    """The bare JID `text` names (a resource is dropped); jid-malformed when there is none."""
-    try:
-        return JID.parse(text).bare
-    except JIDError as exc:
-        raise StanzaError("jid-malformed", f"'{text}' is not a valid JID") from exc
 
 
 def _refuse_domain(jid: JID) -> None:
