@@ -18,7 +18,8 @@ heap, serves every user: no per-user polling.
 The user's latest expiring state is stored, so that it survives a restart: at start-up what has
 passed is dropped (nobody is online yet to be reverted), the rest is scheduled again; and a
 resource's initial presence that says nothing of its own (no `<state>`, `<show>` or `<status>`)
-takes on the stored state, text and `until` while it is in force. A later presence change of
+takes on the stored state, text and `until` while it is in force, read from storage so that
+in a cluster what another node set or ended meanwhile counts. A later presence change of
 the user without an expiry, or the expiry itself, drops the stored row.
 """
 
@@ -30,6 +31,7 @@ import heapq
 import math
 import re
 import zoneinfo
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -112,6 +114,8 @@ class StateExpiryService:
         self._resources: dict[Session, int] = {}
         # Each user's stored expiring state, as storage holds it (or is about to).
         self._stored: dict[str, ExpiringState] = {}
+        # Owners with a write of theirs still on its way to storage: memory is ahead of it.
+        self._writing: Counter[str] = Counter()
         self._heap: list[_Due] = []
         self._timer: Timer | None = None
         self._timer_at: int | None = None
@@ -184,9 +188,17 @@ class StateExpiryService:
             state.set(UNTIL, format_until(until))
             return
         if state is None and not self._presence.is_available(event.session):
-            self._restore(owner, stanza)
+            await self._restore(owner, stanza)
 
-    def _restore(self, owner: str, stanza: Element) -> None:
+    async def _restore(self, owner: str, stanza: Element) -> None:
+        if not self._writing[owner]:
+            # Storage says what is in force: another node of a cluster may have set or ended
+            # it since this one last knew.
+            found = await self._store.get(owner)
+            if found is None:
+                self._stored.pop(owner, None)
+            else:
+                self._stored[owner] = found
         stored = self._stored.get(owner)
         if stored is None or stored.until <= self._clock.now():
             return
@@ -316,14 +328,20 @@ class StateExpiryService:
     def _persist(self, owner: str) -> None:
         """Bring the owner's row in line with memory. Each write stores what memory holds when
         it runs, so writes finishing out of order still leave the latest."""
+        self._writing[owner] += 1
         self._background.run(self._write(owner))
 
     async def _write(self, owner: str) -> None:
-        expiring = self._stored.get(owner)
-        if expiring is None:
-            await self._store.remove(owner)
-        else:
-            await self._store.put(expiring)
+        try:
+            expiring = self._stored.get(owner)
+            if expiring is None:
+                await self._store.remove(owner)
+            else:
+                await self._store.put(expiring)
+        finally:
+            self._writing[owner] -= 1
+            if not self._writing[owner]:
+                del self._writing[owner]
 
     # The time zone setting
 

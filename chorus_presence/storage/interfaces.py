@@ -224,6 +224,8 @@ class StateExpiryStore(Protocol):
     async def all(self) -> list[ExpiringState]:
         """Every stored expiring state, by owner."""
 
+    async def get(self, owner: str) -> ExpiringState | None: ...
+
     async def put(self, expiring: ExpiringState) -> None:
         """Store the owner's expiring state, replacing any; nothing for an account that is
         gone."""

@@ -36,6 +36,16 @@ class StateExpiryRepository:
             rows = await cursor.fetchall()
         return [ExpiringState(str(r[0]), str(r[1]), r[2], int(r[3])) for r in rows]
 
+    async def get(self, owner: str) -> ExpiringState | None:
+        async with (
+            self._db.read(snapshot=False) as conn,
+            conn.execute(
+                "SELECT owner, state, status, until FROM state_expiries WHERE owner = ?", (owner,)
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        return None if row is None else ExpiringState(str(row[0]), str(row[1]), row[2], int(row[3]))
+
     async def put(self, expiring: ExpiringState) -> None:
         """Store the owner's expiring state, replacing any; nothing for an account that is
         gone."""

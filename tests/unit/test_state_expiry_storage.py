@@ -36,9 +36,11 @@ async def test_expiring_states_round_trip_and_are_replaced(repos: Repositories) 
     later = ExpiringState("alice", "dnd", None, 1_800_007_200)
     await store.put(later)
     assert await store.all() == [later, away]
+    assert await store.get("alice") == later
     await store.remove("bob")
     await store.remove("bob")
     assert await store.all() == [later]
+    assert await store.get("bob") is None
 
 
 async def test_an_expiring_state_goes_with_its_account(repos: Repositories) -> None:

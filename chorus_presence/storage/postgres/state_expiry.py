@@ -21,6 +21,14 @@ class StateExpiryRepository:
             for row in rows
         ]
 
+    async def get(self, owner: str) -> ExpiringState | None:
+        row = await self._pool.fetchrow(
+            "SELECT owner, state, status, until FROM state_expiries WHERE owner = $1", owner
+        )
+        if row is None:
+            return None
+        return ExpiringState(row["owner"], row["state"], row["status"], int(row["until"]))
+
     async def put(self, expiring: ExpiringState) -> None:
         """Store the owner's expiring state, replacing any; nothing for an account that is
         gone."""
