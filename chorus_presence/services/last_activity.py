@@ -20,6 +20,7 @@ from chorus_presence.core.events import IqRequest, ResourceUnavailable
 from chorus_presence.services.presence import PresenceService
 from chorus_presence.services.rosters import RosterService
 from chorus_presence.storage.interfaces import LastActivityStore
+from chorus_presence.storage.last_activity import LastLogout
 from chorus_presence.xmpp import namespaces as ns
 from chorus_presence.xmpp.errors import StanzaError
 from chorus_presence.xmpp.stanza import Element, element
@@ -46,6 +47,9 @@ class LastActivityService:
         self._clock = clock
         self._monotonic = monotonic
         self.started = monotonic()
+        # Logouts on their way to storage: a query in the meantime is answered from here, not
+        # with the logout before.
+        self._recording: dict[str, LastLogout] = {}
 
     def subscribe(self, bus: Bus) -> None:
         bus.on(topics.RESOURCE_UNAVAILABLE, self.went_unavailable)
@@ -63,8 +67,16 @@ class LastActivityService:
         assert owner is not None
         if self._presence.appears_offline(event.session.jid.bare):
             return
-        status = event.presence.findtext(STATUS)
-        self._background.run(self.repo.record(owner, self._clock(), status))
+        logout = LastLogout(self._clock(), event.presence.findtext(STATUS))
+        self._recording[owner] = logout
+        self._background.run(self._record(owner, logout))
+
+    async def _record(self, owner: str, logout: LastLogout) -> None:
+        try:
+            await self.repo.record(owner, logout.at, logout.status)
+        finally:
+            if self._recording.get(owner) is logout:
+                del self._recording[owner]
 
     async def query_user(self, request: IqRequest) -> Element:
         assert request.sender is not None
@@ -77,7 +89,7 @@ class LastActivityService:
         if self._presence.shown(user, request.sender):
             query.set("seconds", "0")
             return request.reply(query)
-        last = await self.repo.get(user.local)
+        last = self._recording.get(user.local) or await self.repo.get(user.local)
         if last is None:
             raise StanzaError("item-not-found", "No recorded activity")
         query.set("seconds", str(max(0, int(self._clock() - last.at))))

@@ -5,6 +5,7 @@ time, and Settings -> Presence -> "Show when I was last seen", which hides both 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -121,4 +122,37 @@ async def test_last_seen_and_away_since_and_the_switch(
     assert (await harness.ctx.repositories.settings.get("alice")).hide_last_seen is False
     await alice.goto(alice.url.split("#")[0] + "#/contacts")
     await expect(bob_row.locator(".contact-detail")).to_have_text("Last seen 2 h ago")
+    assert alice.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_logout_seen_live_shows_the_servers_last_seen_only(
+    clocked: tuple[Harness, ManualClock], browser: Browser
+) -> None:
+    """A contact seen going offline gets the server's last activity, so one who hides theirs
+    shows none, though the page saw the moment."""
+    harness, _clock = clocked
+    clients = {}
+    for name in ("bob", "carol"):
+        client = await harness.login(name)
+        inbox = Inbox(client)
+        client.send_presence()
+        await inbox.get(presence_of(client, "available", f"{name}@{DOMAIN}/test"))
+        clients[name] = client
+    hide = clients["carol"].make_iq_set()
+    hide.append(ET.Element("{urn:chorus:presence:0}last-seen", {"show": "false"}))
+    await hide.send()
+
+    alice = await open_portal(browser, harness.server.web.port, "desktop")
+    await sign_in(alice, ALICE)
+    bob_row = alice.locator(f".contact[data-jid='{BOB}']")
+    carol_row = alice.locator(f".contact[data-jid='{CAROL}']")
+    await expect(bob_row.locator(".contact-state")).to_have_text("Available")
+    await expect(carol_row.locator(".contact-state")).to_have_text("Available")
+    for client in clients.values():
+        client.send_presence(ptype="unavailable")
+        await sync(client)
+    await expect(bob_row.locator(".contact-state")).to_have_text("Offline")
+    await expect(carol_row.locator(".contact-state")).to_have_text("Offline")
+    await expect(bob_row.locator(".contact-detail")).to_have_text(re.compile("^Last seen "))
+    await expect(carol_row.locator(".contact-detail")).to_have_text("")
     assert alice.errors == []  # type: ignore[attr-defined]

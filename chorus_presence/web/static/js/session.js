@@ -313,9 +313,9 @@ export class Session extends EventTarget {
     if (type === "unavailable") {
       if (resource) this.presences.get(jid)?.delete(resource);
       else this.presences.delete(jid);
-      if (previous?.state !== "offline" && !this.isOnline(jid) && this.settled && this.showsLastSeen) {
-        this.lastSeen.set(jid, new Date());
-      }
+      // The server's word, not this page's clock: a contact who hides their last seen is
+      // answered for as for a stranger, and then shows none.
+      if (previous?.state !== "offline" && !this.isOnline(jid) && this.settled) this.#askLastSeen([jid]);
     } else {
       const shown = readPresence(stanza);
       const before = previous || (this.settled ? null : this.former.get(jid));
