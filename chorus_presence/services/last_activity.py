@@ -11,7 +11,7 @@ with the same answer a stranger gets.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from chorus_presence.core import topics
 from chorus_presence.core.background import BackgroundWork
@@ -69,11 +69,15 @@ class LastActivityService:
             return
         logout = LastLogout(self._clock(), event.presence.findtext(STATUS))
         self._recording[owner] = logout
-        self._background.run(self._record(owner, logout))
+        # Called now, not in the background: a store that notes logouts (last seen) hears of
+        # this one before the presence that follows it is made.
+        self._background.run(
+            self._record(owner, logout, self.repo.record(owner, logout.at, logout.status))
+        )
 
-    async def _record(self, owner: str, logout: LastLogout) -> None:
+    async def _record(self, owner: str, logout: LastLogout, writing: Awaitable[None]) -> None:
         try:
-            await self.repo.record(owner, logout.at, logout.status)
+            await writing
         finally:
             if self._recording.get(owner) is logout:
                 del self._recording[owner]
