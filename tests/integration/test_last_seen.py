@@ -6,7 +6,6 @@ setting kept across restarts, the ad-hoc command, the command line and disco."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,30 +17,28 @@ from slixmpp.xmlstream import ET
 from chorus_presence.core.clock import ManualClock
 from tests.integration.harness import (
     ADHOC,
+    CLOCK_START,
     DOMAIN,
     TIMEOUT,
     Harness,
     Inbox,
     befriend,
+    clocked_server,
     complete,
     config_of,
     execute,
     fields,
     ok,
     online,
-    quiet_slixmpp,
-    start_server,
     sync,
     visibility,
-    write_config,
 )
 
 ALICE, BOB, CAROL, DAVE = (f"{name}@{DOMAIN}" for name in ("alice", "bob", "carol", "dave"))
 IDLE_NS = "urn:xmpp:idle:1"
 IDLE = f"{{{IDLE_NS}}}idle"
 STATE = "{urn:chorus:presence:0}state"
-# Monday 4 May 2026, 12:00 UTC.
-START = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC).timestamp()
+START = CLOCK_START
 
 
 @pytest.fixture
@@ -49,19 +46,12 @@ async def clocked(
     request: pytest.FixtureRequest, tmp_path: Path, tls_files: tuple[Path, Path]
 ) -> AsyncIterator[tuple[Harness, ManualClock]]:
     """A server on SQLite, or on PostgreSQL when a test asks for it (`indirect`)."""
-    quiet_slixmpp()
-    clock = ManualClock(START)
-    storage = {}
-    if getattr(request, "param", "sqlite") == "postgresql":
-        storage = {"backend": "postgresql", "url": request.getfixturevalue("postgres_url")}
-    config = write_config(tmp_path, tls_files, storage=storage)
-    running = await start_server(config, tls_files[0], clock=clock)
-    for name in ("alice", "bob", "carol", "dave"):
-        await running.add_user(name)
-    try:
-        yield running, clock
-    finally:
-        await running.close()
+    postgres = getattr(request, "param", "sqlite") == "postgresql"
+    url = request.getfixturevalue("postgres_url") if postgres else None
+    async with clocked_server(
+        tmp_path, tls_files, ("alice", "bob", "carol", "dave"), postgres_url=url
+    ) as running:
+        yield running
 
 
 def chorus(client: Any) -> Any:

@@ -20,11 +20,13 @@ from chorus_presence.core.clock import ManualClock
 from chorus_presence.services.quiet_hours import parse_slot
 from tests.integration.harness import (
     ADHOC,
+    CLOCK_START,
     DOMAIN,
     TIMEOUT,
     Harness,
     Inbox,
     befriend,
+    clocked_server,
     complete,
     config_of,
     execute,
@@ -33,10 +35,7 @@ from tests.integration.harness import (
     ok,
     online,
     presence_of,
-    quiet_slixmpp,
-    start_server,
     sync,
-    write_config,
 )
 
 ALICE, CAROL = f"alice@{DOMAIN}", f"carol@{DOMAIN}"
@@ -44,8 +43,7 @@ PRESENCE = "urn:chorus:presence:0"
 STATE = f"{{{PRESENCE}}}state"
 QUIET = f"{{{PRESENCE}}}quiet-hours"
 SLOT = f"{{{PRESENCE}}}slot"
-# Monday 4 May 2026, 12:00 UTC.
-START = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC).timestamp()
+START = CLOCK_START
 OFF_WORK = QuietSlot("mon-fri", "18:00", "08:00", "dnd", "Off work")
 OFF_WORK_SLOT = parse_slot("mon-fri 18:00-08:00 dnd Off work")
 
@@ -55,19 +53,12 @@ async def clocked(
     request: pytest.FixtureRequest, tmp_path: Path, tls_files: tuple[Path, Path]
 ) -> AsyncIterator[tuple[Harness, ManualClock]]:
     """A server on SQLite, or on PostgreSQL when a test asks for it (`indirect`)."""
-    quiet_slixmpp()
-    clock = ManualClock(START)
-    storage = {}
-    if getattr(request, "param", "sqlite") == "postgresql":
-        storage = {"backend": "postgresql", "url": request.getfixturevalue("postgres_url")}
-    config = write_config(tmp_path, tls_files, storage=storage)
-    running = await start_server(config, tls_files[0], clock=clock)
-    for name in ("alice", "bob", "carol"):
-        await running.add_user(name)
-    try:
-        yield running, clock
-    finally:
-        await running.close()
+    postgres = getattr(request, "param", "sqlite") == "postgresql"
+    url = request.getfixturevalue("postgres_url") if postgres else None
+    async with clocked_server(
+        tmp_path, tls_files, ("alice", "bob", "carol"), postgres_url=url
+    ) as running:
+        yield running
 
 
 def utc(*parts: int) -> float:

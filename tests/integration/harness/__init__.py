@@ -53,8 +53,10 @@ from tests.integration.harness.raw import (
     still_serving,
 )
 from tests.integration.harness.server import (
+    CLOCK_START,
     Harness,
     ServerProcess,
+    clocked_server,
     link,
     quiet_slixmpp,
     start_server,
@@ -63,6 +65,7 @@ from tests.integration.harness.server import (
 
 __all__ = [
     "ADHOC",
+    "CLOCK_START",
     "COMMANDS",
     "DOMAIN",
     "PASSWORD",
@@ -82,6 +85,7 @@ __all__ = [
     "bind",
     "block_list",
     "cli",
+    "clocked_server",
     "complete",
     "config_of",
     "ending",

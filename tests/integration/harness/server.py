@@ -5,10 +5,12 @@ through the server's own services rather than a client."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import slixmpp
 
 from chorus_presence.composition import Server
 from chorus_presence.config import load_config
-from chorus_presence.core.clock import Clock
+from chorus_presence.core.clock import Clock, ManualClock
 from chorus_presence.xmpp.jid import JID
 from tests.integration.harness.clients import wait_first
 from tests.integration.harness.constants import DOMAIN, PASSWORD, TIMEOUT, command_line
@@ -182,6 +184,34 @@ async def start_server(config_path: Path, cert: Path, *, clock: Clock | None = N
     server = Server(load_config(config_path), clock=clock)
     await server.start()
     return Harness(server, cert)
+
+
+# Monday 4 May 2026, 12:00 UTC: where the tests that move the server's clock start it.
+CLOCK_START = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.UTC).timestamp()
+
+
+@asynccontextmanager
+async def clocked_server(
+    tmp_path: Path,
+    tls_files: tuple[Path, Path],
+    users: tuple[str, ...],
+    *,
+    postgres_url: str | None = None,
+) -> AsyncIterator[tuple[Harness, ManualClock]]:
+    """The in-process server on a `ManualClock` at CLOCK_START, with `users`; on SQLite, or on
+    PostgreSQL at `postgres_url`."""
+    quiet_slixmpp()
+    clock = ManualClock(CLOCK_START)
+    storage = {"backend": "postgresql", "url": postgres_url} if postgres_url else {}
+    running = await start_server(
+        write_config(tmp_path, tls_files, storage=storage), tls_files[0], clock=clock
+    )
+    try:
+        for name in users:
+            await running.add_user(name)
+        yield running, clock
+    finally:
+        await running.close()
 
 
 # The server as a child process
