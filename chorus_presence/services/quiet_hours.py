@@ -29,16 +29,15 @@ and time zone again.
 from __future__ import annotations
 
 import datetime as dt
-import heapq
 import re
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 from chorus_presence.core import topics
 from chorus_presence.core.background import BackgroundWork
 from chorus_presence.core.bus import Bus
-from chorus_presence.core.clock import Clock, Timer
+from chorus_presence.core.clock import Clock
+from chorus_presence.core.deadlines import Deadlines
 from chorus_presence.core.events import (
     AccountRemoved,
     DiscoFeatures,
@@ -78,17 +77,6 @@ Scheduled = tuple[str, str | None] | None
 AVAILABLE: tuple[str, str | None] = ("available", None)
 
 
-@dataclass(frozen=True, slots=True)
-class _Due:
-    """A heap entry: the user's next boundary, current only while it is the user's `_next`."""
-
-    at: float
-    user: str
-
-    def __lt__(self, other: _Due) -> bool:
-        return (self.at, self.user) < (other.at, other.user)
-
-
 class QuietHoursService:
     def __init__(
         self,
@@ -114,11 +102,9 @@ class QuietHoursService:
         self._schedules: dict[str, list[QuietSlot]] = {}
         # The time zone of each user with a schedule, as the settings hold it.
         self._zones: dict[str, zoneinfo.ZoneInfo] = {}
+        # Each user's next boundary; a deadline that is not it any more is passed over.
         self._next: dict[str, float] = {}
-        self._heap: list[_Due] = []
-        self._timer: Timer | None = None
-        self._timer_at: float | None = None
-        self._stopping = False
+        self._deadlines = Deadlines(clock, self._fire)
         # Where this service tells the other nodes of a cluster of a change.
         self._bus: Bus | None = None
 
@@ -142,7 +128,7 @@ class QuietHoursService:
         for owner, slots in (await store.all()).items():
             service._schedules[owner] = slots
             service._zones[owner] = zoneinfo.ZoneInfo((await settings.get(owner)).time_zone)
-            service._plan(owner, clock.now(), arm=False)
+            service._plan(owner, clock.now())
         return service
 
     def subscribe(self, bus: Bus) -> None:
@@ -154,8 +140,7 @@ class QuietHoursService:
         bus.on(topics.DISCO_FEATURES, _features)
         bus.on(topics.iq("get", "bare", QUIET_HOURS), self._get)
         bus.on(topics.iq("set", "bare", QUIET_HOURS), self._set)
-        if self._heap:
-            self._arm()
+        self._deadlines.start()
 
     # What others ask
 
@@ -255,10 +240,7 @@ class QuietHoursService:
 
     def server_stopping(self, _event: object) -> None:
         """No boundary is applied while the server stops."""
-        self._stopping = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._timer_at = None
+        self._deadlines.stop()
 
     # The schedule in time
 
@@ -280,42 +262,20 @@ class QuietHoursService:
                 return candidate
         return None
 
-    def _plan(self, owner: str, after: float, *, arm: bool = True) -> None:
+    def _plan(self, owner: str, after: float) -> None:
         at = self._next_boundary(owner, after)
         if at is None:
             self._next.pop(owner, None)
             return
         self._next[owner] = at
-        heapq.heappush(self._heap, _Due(at, owner))
-        if arm:
-            self._arm()
+        self._deadlines.add(at, owner)
 
-    def _arm(self) -> None:
-        while self._heap and self._next.get(self._heap[0].user) != self._heap[0].at:
-            heapq.heappop(self._heap)
-        if self._stopping or not self._heap:
-            return
-        earliest = self._heap[0].at
-        if self._timer_at is not None and self._timer_at <= earliest:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = earliest
-        self._timer = self._clock.call_at(earliest, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
-        now = self._clock.now()
-        due: set[str] = set()
-        while self._heap and self._heap[0].at <= now:
-            entry = heapq.heappop(self._heap)
-            if self._next.get(entry.user) == entry.at:
-                del self._next[entry.user]
-                due.add(entry.user)
-        for owner in sorted(due):
-            self._plan(owner, now, arm=False)
+    def _fire(self, entries: list[tuple[float, str]], now: float) -> None:
+        due = sorted({user for at, user in entries if self._next.get(user) == at})
+        for owner in due:
+            del self._next[owner]
+            self._plan(owner, now)
             self._background.run(self._apply(owner))
-        self._arm()
 
     async def _apply(self, owner: str) -> None:
         """Give each of the user's available resources on this node what the schedule says now

@@ -27,18 +27,17 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import heapq
 import math
 import re
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from chorus_presence.core import topics
 from chorus_presence.core.background import BackgroundWork
 from chorus_presence.core.bus import Bus
-from chorus_presence.core.clock import Clock, Timer
+from chorus_presence.core.clock import Clock
+from chorus_presence.core.deadlines import Deadlines
 from chorus_presence.core.events import (
     AccountRemoved,
     DiscoFeatures,
@@ -77,18 +76,6 @@ _DURATION = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Due:
-    """A heap entry: a user with something that ends at `until`. Entries are not removed when
-    a state changes; what is due is checked against the current state when it comes up."""
-
-    until: int
-    user: str
-
-    def __lt__(self, other: _Due) -> bool:
-        return (self.until, self.user) < (other.until, other.user)
-
-
 class StateExpiryService:
     def __init__(
         self,
@@ -116,10 +103,9 @@ class StateExpiryService:
         self._stored: dict[str, ExpiringState] = {}
         # Owners with a write of theirs still on its way to storage: memory is ahead of it.
         self._writing: Counter[str] = Counter()
-        self._heap: list[_Due] = []
-        self._timer: Timer | None = None
-        self._timer_at: int | None = None
-        self._stopping = False
+        # When each user has something that ends. Entries stay when a state changes; what
+        # is due is checked against the current state when it comes up.
+        self._deadlines = Deadlines(clock, self._fire)
         # Resources being reverted by the server: their new presence is no choice of the
         # user's, so it leaves another resource's stored expiring state alone.
         self._reverting: set[Session] = set()
@@ -155,8 +141,7 @@ class StateExpiryService:
                 await store.remove(expiring.owner)
             else:
                 service._stored[expiring.owner] = expiring
-                service._heap.append(_Due(expiring.until, expiring.owner))
-        heapq.heapify(service._heap)
+                service._deadlines.add(expiring.until, expiring.owner)
         return service
 
     def subscribe(self, bus: Bus) -> None:
@@ -167,9 +152,7 @@ class StateExpiryService:
         bus.on(topics.DISCO_FEATURES, _features)
         bus.on(topics.iq("get", "bare", TIME_ZONE), self._get_time_zone)
         bus.on(topics.iq("set", "bare", TIME_ZONE), self._set_time_zone)
-        if self._heap:
-            # Scheduled once the loop runs the first callbacks, as the server starts.
-            self._arm()
+        self._deadlines.start()
 
     # What a client sends
 
@@ -264,7 +247,7 @@ class StateExpiryService:
         if self._stored.get(owner) != expiring:
             self._stored[owner] = expiring
             self._persist(owner)
-        self._due(until, owner)
+        self._deadlines.add(until, owner)
 
     def account_removed(self, event: AccountRemoved) -> None:
         # The stored row went with the account, by cascade.
@@ -273,37 +256,13 @@ class StateExpiryService:
 
     def server_stopping(self, _event: object) -> None:
         """No expiry is applied while the server stops: it applies at the next start."""
-        self._stopping = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = self._timer_at = None
+        self._deadlines.stop()
 
     # The timer
 
-    def _due(self, until: int, owner: str) -> None:
-        heapq.heappush(self._heap, _Due(until, owner))
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._stopping or not self._heap:
-            return
-        earliest = self._heap[0].until
-        if self._timer_at is not None and self._timer_at <= earliest:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = earliest
-        self._timer = self._clock.call_at(earliest, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
-        now = self._clock.now()
-        users: set[str] = set()
-        while self._heap and self._heap[0].until <= now:
-            users.add(heapq.heappop(self._heap).user)
-        for owner in sorted(users):
+    def _fire(self, entries: list[tuple[float, str]], _now: float) -> None:
+        for owner in sorted({user for _, user in entries}):
             self._background.run(self._expire(owner))
-        self._arm()
 
     async def _expire(self, owner: str) -> None:
         """Revert each of the user's resources whose state has ended, and forget the stored
